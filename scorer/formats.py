@@ -203,8 +203,9 @@ def _unpack(data: bytes, max_bytes: int | None, error: type[FormatError], name: 
                     raise error(f"the zip file must hold exactly one file; it holds {len(members)}", source=name)
                 member = members[0]
                 if max_bytes is not None and member.file_size > max_bytes:
-                    raise error(f"the zip member expands to {member.file_size:,} bytes; the limit is {max_bytes:,}",
-                                source=name)
+                    raise error(
+                        f"the zip member expands to {member.file_size:,} bytes; the limit is {max_bytes:,}", source=name
+                    )
                 with archive.open(member) as stream:  # read in memory only: the member's name is never a path
                     out = stream.read(max_bytes + 1 if max_bytes is not None else -1)
                 if max_bytes is not None and len(out) > max_bytes:
@@ -261,14 +262,17 @@ def _split_csv(line: str) -> list[str]:
     return [field.strip() for field in line.split(",")]
 
 
+_HEADER_WORDS = {"image", "img", "image_name", "filename", "name", "x1", "y1", "x2", "y2", "xmin", "ymin", "xmax"}
+
+
 def _check_columns(fields: list[str], expected: Sequence[str], line: int, error: type[FormatError], name):
+    looks_like_header = sum(field.lower() in _HEADER_WORDS for field in fields) >= 2
+    if looks_like_header:
+        raise error("this looks like a header row; the file must have no header", line=line, source=name)
     if len(fields) == len(expected):
         return
-    hint = ""
-    if line == 1 and fields and fields[0].lower() in {"image", "img", "image_name", "filename", "name"}:
-        hint = "; the file must have no header row"
     raise error(
-        f"expected {len(expected)} columns ({','.join(expected)}), found {len(fields)}{hint}",
+        f"expected {len(expected)} columns ({','.join(expected)}), found {len(fields)}",
         line=line,
         source=name,
     )
@@ -297,8 +301,9 @@ def read_detection_labels(source: Source, *, name: str | None = None) -> Detecti
         _check_columns(fields, _GT_COLUMNS, line, LabelError, name)
         image = _image_name(fields[0], line, LabelError, name)
         if fields[5] != "face":
-            raise LabelError(f"the label must be 'face', not '{_clip(fields[5])}'", line=line, field="face",
-                             source=name)
+            raise LabelError(
+                f"the label must be 'face', not '{_clip(fields[5])}'", line=line, field="face", source=name
+            )
         rows.append(_box(fields[1:5], line, LabelError, name))
         image_index.append(index_of.setdefault(image, len(index_of)))
     if not rows:
@@ -331,11 +336,13 @@ def read_detection_submission(
         _check_columns(fields, _SUBMISSION_COLUMNS, line, SubmissionError, name)
         image = index_of.get(fields[0])
         if image is None:
-            raise SubmissionError(f"'{_clip(fields[0])}' is not an image of the test set", line=line, field="image",
-                                  source=name)
+            raise SubmissionError(
+                f"'{_clip(fields[0])}' is not an image of the test set", line=line, field="image", source=name
+            )
         if fields[5] != "face":
-            raise SubmissionError(f"the label must be 'face', not '{_clip(fields[5])}'", line=line, field="face",
-                                  source=name)
+            raise SubmissionError(
+                f"the label must be 'face', not '{_clip(fields[5])}'", line=line, field="face", source=name
+            )
         rows.append(_box(fields[1:5], line, SubmissionError, name))
         scores.append(_number(fields[6], "score", line, SubmissionError, name))
         count = counts[image] = counts.get(image, 0) + 1
@@ -411,9 +418,10 @@ def _whitespace_box_rows(
         fields = text.split("\t") if tab else text.split()
         fields = [f.strip() for f in fields]
         if len(fields) != len(expected):
-            raise error(f"expected {len(expected)} fields ({' '.join(expected)}), found {len(fields)}", line=line,
-                        source=name)
-        yield line, fields, _box(fields[len(first_fields):], line, error, name)
+            raise error(
+                f"expected {len(expected)} fields ({' '.join(expected)}), found {len(fields)}", line=line, source=name
+            )
+        yield line, fields, _box(fields[len(first_fields) :], line, error, name)
 
 
 def read_recognition_test_list(source: Source, *, name: str | None = None) -> BoxList:
@@ -426,8 +434,12 @@ def read_recognition_test_list(source: Source, *, name: str | None = None) -> Bo
     seen: dict[str, int] = {}
     for line, fields, box in _whitespace_box_rows(data, ("image",), LabelError, name):
         if fields[0] in seen:
-            raise LabelError(f"'{fields[0]}' is listed twice (first at line {seen[fields[0]]})", line=line,
-                             field="image", source=name)
+            raise LabelError(
+                f"'{fields[0]}' is listed twice (first at line {seen[fields[0]]})",
+                line=line,
+                field="image",
+                source=name,
+            )
         seen[fields[0]] = line
         names.append(fields[0])
         rows.append(box)
@@ -446,8 +458,9 @@ def read_recognition_train_list(source: Source, *, name: str | None = None) -> B
         relpath = fields[0].replace("\\", "/")
         parts = relpath.split("/")
         if len(parts) < 2 or not parts[-2] or ".." in parts or relpath.startswith("/"):
-            raise LabelError(f"'{_clip(relpath)}' is not of the form <identity>/<image>", line=line,
-                             field="relpath", source=name)
+            raise LabelError(
+                f"'{_clip(relpath)}' is not of the form <identity>/<image>", line=line, field="relpath", source=name
+            )
         names.append(relpath)
         identities.append(parts[-2])
         rows.append(box)
@@ -463,8 +476,7 @@ def read_recognition_labels(source: Source, *, name: str | None = None) -> Recog
     lines = iter(_text_lines(data, LabelError, name))
     first = next(lines, None)
     if first is None or first[1] != "imginfos:":
-        raise LabelError("the file must start with a line 'imginfos:'", line=first[0] if first else None,
-                         source=name)
+        raise LabelError("the file must start with a line 'imginfos:'", line=first[0] if first else None, source=name)
     names: list[str] = []
     rows: list[tuple[float, ...]] = []
     labels: list[int] = []
@@ -479,18 +491,21 @@ def read_recognition_labels(source: Source, *, name: str | None = None) -> Recog
             continue
         fields = text.split()
         if len(fields) != 6:
-            raise LabelError(f"expected 6 fields (image x1 y1 x2 y2 label), found {len(fields)}", line=line,
-                             source=name)
+            raise LabelError(
+                f"expected 6 fields (image x1 y1 x2 y2 label), found {len(fields)}", line=line, source=name
+            )
         if fields[0] in index_of:
             raise LabelError(f"'{fields[0]}' is listed twice", line=line, field="image", source=name)
         try:
             label = int(fields[5])
         except ValueError:
-            raise LabelError(f"'{_clip(fields[5])}' is not an integer identity", line=line, field="label",
-                             source=name) from None
+            raise LabelError(
+                f"'{_clip(fields[5])}' is not an integer identity", line=line, field="label", source=name
+            ) from None
         if label < -1:
-            raise LabelError(f"label {label}: identities are >= 0 and -1 marks a distractor", line=line,
-                             field="label", source=name)
+            raise LabelError(
+                f"label {label}: identities are >= 0 and -1 marks a distractor", line=line, field="label", source=name
+            )
         index_of[fields[0]] = len(names)
         names.append(fields[0])
         rows.append(_box(fields[1:5], line, LabelError, name))
@@ -514,15 +529,17 @@ def _read_pairs(pair_lines, index_of: Mapping[str, int], labels: np.ndarray, nam
         for column, field in enumerate(("probe", "gallery")):
             index = index_of.get(fields[column])
             if index is None:
-                raise LabelError(f"'{_clip(fields[column])}' is not listed under 'imginfos:'", line=line,
-                                 field=field, source=name)
+                raise LabelError(
+                    f"'{_clip(fields[column])}' is not listed under 'imginfos:'", line=line, field=field, source=name
+                )
             pairs[row, column] = index
         a, b = pairs[row]
         if a == b:
             raise LabelError("a pair joins an image to itself", line=line, source=name)
         if labels[a] < 0 or labels[a] != labels[b]:
-            raise LabelError(f"the pair joins different identities ({labels[a]} and {labels[b]})", line=line,
-                             source=name)
+            raise LabelError(
+                f"the pair joins different identities ({labels[a]} and {labels[b]})", line=line, source=name
+            )
     return pairs
 
 
@@ -548,8 +565,9 @@ def all_same_identity_pairs(labels: np.ndarray) -> np.ndarray:
     return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
-def read_verification_pairs(source: Source, image_names: Sequence[str], *, name: str | None = None
-                            ) -> VerificationPairs:
+def read_verification_pairs(
+    source: Source, image_names: Sequence[str], *, name: str | None = None
+) -> VerificationPairs:
     """Hidden verification pairs `icartoonface_verification_pairs.txt`: rows `image_a image_b same fold`."""
     name = _source_name(source, name)
     data = _read_bytes(source, None, LabelError, name)
@@ -558,19 +576,18 @@ def read_verification_pairs(source: Source, image_names: Sequence[str], *, name:
     for line, text in _text_lines(data, LabelError, name):
         fields = text.split()
         if len(fields) != 4:
-            raise LabelError(f"expected 4 fields (image_a image_b same fold), found {len(fields)}", line=line,
-                             source=name)
+            raise LabelError(
+                f"expected 4 fields (image_a image_b same fold), found {len(fields)}", line=line, source=name
+            )
         ab = []
         for field, value in zip(("image_a", "image_b"), fields[:2], strict=True):
             if value not in index_of:
                 raise LabelError(f"'{_clip(value)}' is not in the test list", line=line, field=field, source=name)
             ab.append(index_of[value])
         if fields[2] not in ("0", "1"):
-            raise LabelError(f"'same' must be 1 or 0, not '{_clip(fields[2])}'", line=line, field="same",
-                             source=name)
+            raise LabelError(f"'same' must be 1 or 0, not '{_clip(fields[2])}'", line=line, field="same", source=name)
         if fields[3] not in {str(k) for k in range(10)}:
-            raise LabelError(f"'fold' must be 0 to 9, not '{_clip(fields[3])}'", line=line, field="fold",
-                             source=name)
+            raise LabelError(f"'fold' must be 0 to 9, not '{_clip(fields[3])}'", line=line, field="fold", source=name)
         rows.append((ab[0], ab[1], int(fields[2]), int(fields[3])))
     if not rows:
         raise LabelError("the file holds no pair", source=name)
@@ -631,8 +648,8 @@ def read_features(
     name = _source_name(source, name)
     limit = max_feature_bytes(num_images, max_dim)
     data = _unpack(_read_bytes(source, limit, SubmissionError, name), limit, SubmissionError, name)
-    feats = _npy_features(data, num_images, name) if data.startswith(_NPY_MAGIC) else _raw_features(
-        data, num_images, name
+    feats = (
+        _npy_features(data, num_images, name) if data.startswith(_NPY_MAGIC) else _raw_features(data, num_images, name)
     )
     dim = feats.shape[1]
     if not 1 <= dim <= max_dim:
@@ -640,13 +657,15 @@ def read_features(
     finite = np.isfinite(feats).all(axis=1)
     if not finite.all():
         row = int(np.argmin(finite))
-        raise SubmissionError(f"row {row + 1} holds a NaN or infinite value", line=row + 1, field="features",
-                              source=name)
+        raise SubmissionError(
+            f"row {row + 1} holds a NaN or infinite value", line=row + 1, field="features", source=name
+        )
     zero = ~feats.any(axis=1)
     if zero.any():
         row = int(np.argmax(zero))
-        raise SubmissionError(f"row {row + 1} is all zeros: its direction is undefined", line=row + 1,
-                              field="features", source=name)
+        raise SubmissionError(
+            f"row {row + 1} is all zeros: its direction is undefined", line=row + 1, field="features", source=name
+        )
     return feats
 
 
@@ -684,4 +703,3 @@ def write_features(path: str | os.PathLike, features) -> None:
         raise ValueError(f"features must be (N, d), not {features.shape}")
     with open(path, "wb") as out:
         out.write(features.tobytes())
-
