@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scorer import formats as F
 from scorer.formats import LabelError, SubmissionError
@@ -371,3 +373,60 @@ def test_a_pickled_npy_is_refused_without_unpickling():
 def test_a_feature_dimension_over_the_cap_is_refused():
     with pytest.raises(SubmissionError, match="dimension is 9; it must be 1 to 8"):
         F.read_features(np.ones((2, 9)).tobytes(), 2, max_dim=8)
+
+
+# ----------------------------------------------------------------------------------------------- fast path
+
+_field = st.one_of(
+    st.sampled_from(["a.jpg", "b.jpg", " c.jpg ", "z.jpg", "", "face", " face", "cat", "x1", "nan", "inf"]),
+    st.floats(-5, 2000, allow_nan=False).map(repr),
+    st.integers(-3, 2000).map(str),
+)
+_number_text = st.one_of(st.floats(0, 2000, allow_nan=False).map(repr), st.integers(0, 2000).map(str))
+
+
+@st.composite
+def _row(draw):
+    """A valid submission row, sometimes with one field replaced, dropped or added."""
+    x1, y1, w, h = draw(_number_text), draw(_number_text), draw(_number_text), draw(_number_text)
+    image = draw(st.sampled_from(["a.jpg", "b.jpg", " c.jpg "]))
+    fields = [image, x1, y1, repr(float(x1) + float(w)), repr(float(y1) + float(h)), "face", draw(_number_text)]
+    mutation = draw(st.sampled_from(["none"] * 6 + ["replace", "drop", "add"]))
+    position = draw(st.integers(0, 6))
+    if mutation == "replace":
+        fields[position] = draw(_field)
+    elif mutation == "drop":
+        del fields[position]
+    elif mutation == "add":
+        fields.insert(position, draw(_field))
+    return ",".join(fields if draw(st.booleans()) else fields[:6])
+
+
+_file = st.lists(st.one_of(_row(), st.just(""), st.just("  ")), max_size=12).flatmap(
+    lambda rows: st.sampled_from(["\n", "\r\n"]).map(lambda end: end.join(rows).encode())
+)
+
+
+def _outcome(read, data):
+    try:
+        result = read(data)
+    except F.FormatError as error:
+        return ("error", str(error))
+    return ("ok", [np.asarray(getattr(result, key)).tolist() for key in sorted(vars(result))])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_file)
+def test_the_fast_submission_reader_agrees_with_the_line_by_line_reader(data):
+    index_of = {name: i for i, name in enumerate(IMAGES)}
+    fast = _outcome(lambda d: F.read_detection_submission(d, IMAGES, max_boxes_per_image=3), data)
+    checked = _outcome(lambda d: F._read_detection_submission_checked(d, index_of, 3, None), data)
+    assert fast == checked
+
+
+@settings(max_examples=300, deadline=None)
+@given(_file)
+def test_the_fast_label_reader_agrees_with_the_line_by_line_reader(data):
+    assert _outcome(F.read_detection_labels, data) == _outcome(
+        lambda d: F._read_detection_labels_checked(d, None), data
+    )
