@@ -184,17 +184,7 @@ def _read_bytes(source: Source, max_bytes: int | None, error: type[FormatError],
 def _unpack(data: bytes, max_bytes: int | None, error: type[FormatError], name: str | None) -> bytes:
     """The payload of a gzip or single-member zip upload (bounded: a bomb is refused, never expanded)."""
     if data.startswith(_GZIP_MAGIC):
-        decoder = zlib.decompressobj(wbits=31)
-        limit = max_bytes if max_bytes is not None else 2**40
-        try:
-            out = decoder.decompress(data, limit + 1)
-            if len(out) > limit or decoder.unconsumed_tail:
-                raise error(f"the gzip file expands to more than {limit:,} bytes", source=name)
-            if not decoder.eof:
-                raise error("the gzip file is truncated", source=name)
-        except zlib.error as exc:
-            raise error(f"the gzip file is corrupt ({exc})", source=name) from None
-        return out
+        return _gunzip(data, max_bytes if max_bytes is not None else 2**40, error, name)
     if data.startswith(_ZIP_MAGIC):
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -214,6 +204,29 @@ def _unpack(data: bytes, max_bytes: int | None, error: type[FormatError], name: 
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
             raise error(f"the zip file is corrupt or unsupported ({exc})", source=name) from None
     return data
+
+
+def _gunzip(data: bytes, limit: int, error: type[FormatError], name: str | None) -> bytes:
+    """Every member of a gzip stream (`cat a.gz b.gz` is valid gzip), never more than limit bytes of output."""
+    parts: list[bytes] = []
+    size = 0
+    rest = data
+    try:
+        while rest:
+            decoder = zlib.decompressobj(wbits=31)
+            part = decoder.decompress(rest, limit - size + 1)
+            size += len(part)
+            if size > limit or decoder.unconsumed_tail:
+                raise error(f"the gzip file expands to more than {limit:,} bytes", source=name)
+            if not decoder.eof:
+                raise error("the gzip file is truncated", source=name)
+            parts.append(part)
+            rest = decoder.unused_data
+            if rest and not rest.startswith(_GZIP_MAGIC):
+                raise error("the gzip file has trailing bytes that are not gzip", source=name)
+    except zlib.error as exc:
+        raise error(f"the gzip file is corrupt ({exc})", source=name) from None
+    return b"".join(parts)
 
 
 def _text_lines(data: bytes, error: type[FormatError], name: str | None) -> Iterator[tuple[int, str]]:
