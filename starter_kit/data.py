@@ -1,0 +1,267 @@
+"""Data for recognition training and prediction: packed face crops, the identity split, batches, augmentation.
+
+Faces are read once into `facedata`'s packed cache (pre-cropped with the enlarge rate, resized to S x S, a uint8
+memmap) and training gathers whole batches from it: no JPEG decoding in the training loop. Augmentation and
+normalisation run on the training device (`augment`, `normalize`), so the loader only copies uint8 bytes.
+
+The validation split (`split_identities`), a seeded rule: the train identities are ordered by
+sha256(f"{seed}:{identity}"); the first n_val = max(2, round(val_fraction * C)) are held out of training (none when
+val_fraction is 0); the first ceil(n_val / 3) of those are the validation distractors (label -1), the others the
+labelled validation identities. Validation thus mimics the test protocol (unseen identities + distractors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True, eq=False)
+class Faces:
+    """Packed faces of one split: images uint8 (N, S, S, 3) (a memmap), labels int64 (N,) identity index or -1,
+    names (N,) image names, identities (C,) label -> identity name."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    names: tuple[str, ...]
+    identities: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def load_faces(
+    root: str | Path, split: str, *, size: int, enlarge_rate: float, cache_dir: str | Path, workers: int = 1
+) -> Faces:
+    """The packed faces of a split ("rectrain", "rectest" or "auxiliary") of the dataset at root, packing them into
+    cache_dir first if that cache is not there yet (its name holds the split, size and enlarge rate)."""
+    try:
+        from facedata.pack import PackedFaces, pack_faces
+    except ImportError:  # an older facedata without the packed cache: crop into memory here
+        return _crop_all(root, split, size, enlarge_rate)
+
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    prefix = cache_dir / f"{split}_s{size}_r{enlarge_rate:g}"
+    try:
+        packed = PackedFaces(prefix)
+    except (FileNotFoundError, OSError, ValueError):
+        log.info("packing %s of %s at %dx%d, enlarge rate %g into %s", split, root, size, size, enlarge_rate, prefix)
+        packed = pack_faces(root, split, prefix, size=size, enlarge_rate=enlarge_rate, workers=workers)
+    return Faces(
+        packed.images, np.asarray(packed.labels, dtype=np.int64), tuple(packed.names), tuple(packed.identities)
+    )
+
+
+def _crop_all(root: str | Path, split: str, size: int, enlarge_rate: float) -> Faces:
+    from facedata.crops import crop_face, load_rgb
+    from facedata.layout import Layout
+
+    layout = Layout(root)
+    boxes = {"rectrain": layout.recognition_train, "rectest": layout.recognition_test, "auxiliary": layout.auxiliary}[
+        split
+    ]()
+    images = np.zeros((len(boxes.names), size, size, 3), dtype=np.uint8)
+    for i, (name, box) in enumerate(zip(boxes.names, boxes.boxes, strict=True)):
+        images[i] = crop_face(load_rgb(layout.image_path(split, name)), box, enlarge_rate, size)
+    if boxes.identities is None:
+        return Faces(images, np.full(len(images), -1, dtype=np.int64), boxes.names, ())
+    identities = tuple(sorted(set(boxes.identities)))
+    index = {name: i for i, name in enumerate(identities)}
+    return Faces(images, np.asarray([index[i] for i in boxes.identities], dtype=np.int64), boxes.names, identities)
+
+
+def _rank_key(seed: int, identity: str) -> str:
+    return hashlib.sha256(f"{seed}:{identity}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IdentitySplit:
+    """train: identity names trained on (class c = train[c]); val_labelled / val_distractors: held-out names."""
+
+    train: tuple[str, ...]
+    val_labelled: tuple[str, ...]
+    val_distractors: tuple[str, ...]
+
+
+def split_identities(identities: tuple[str, ...] | list[str], val_fraction: float, seed: int) -> IdentitySplit:
+    """The seeded validation split of the module docstring. Train identities keep their given (sorted) order."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
+    if val_fraction == 0.0:
+        return IdentitySplit(tuple(identities), (), ())
+    ranked = sorted(identities, key=lambda name: _rank_key(seed, name))
+    n_val = max(2, round(val_fraction * len(ranked)))
+    if n_val >= len(ranked):
+        raise ValueError(f"{len(ranked)} identities cannot hold {n_val} validation identities and still train")
+    held = ranked[:n_val]
+    n_distractors = math.ceil(n_val / 3)
+    held_set = set(held)
+    return IdentitySplit(
+        tuple(name for name in identities if name not in held_set),
+        tuple(held[n_distractors:]),
+        tuple(held[:n_distractors]),
+    )
+
+
+def relabel(faces: Faces, keep: tuple[str, ...]) -> np.ndarray:
+    """New labels int64 (N,): the index of each image's identity in keep, -1 for images of other identities."""
+    new_of_old = np.full(len(faces.identities) + 1, -1, dtype=np.int64)
+    position = {name: i for i, name in enumerate(keep)}
+    for old, name in enumerate(faces.identities):
+        new_of_old[old] = position.get(name, -1)
+    return new_of_old[np.where(faces.labels >= 0, faces.labels, len(faces.identities))]
+
+
+def choose_aux_identities(identities: tuple[str, ...], count: int | None, seed: int) -> tuple[str, ...]:
+    """The auxiliary identities used: all when count is None, else the first `count` in the seeded sha256 order."""
+    if count is None or count >= len(identities):
+        return tuple(identities)
+    if count < 0:
+        raise ValueError(f"num_aux_classes must be >= 0 or null, not {count}")
+    chosen = set(sorted(identities, key=lambda name: _rank_key(seed, name))[:count])
+    return tuple(name for name in identities if name in chosen)
+
+
+# --------------------------------------------------------------------------------------------------- batches
+
+
+class MixedBatchSampler:
+    """Batches of indices into the concatenation [cartoon rows, auxiliary rows], a fixed number from each domain.
+
+    One epoch is one pass over the cartoon rows (sharded across ranks: rank r takes every world-th of a seeded
+    permutation); each batch takes batch_size - n_aux cartoon rows and n_aux auxiliary rows, n_aux =
+    round(aux_fraction * batch_size) (aux_fraction None: by dataset size). The last incomplete batch is dropped.
+    The permutation depends on (seed, epoch) only, so a resumed run sees the same batches.
+    """
+
+    def __init__(
+        self,
+        cartoon_rows: np.ndarray,
+        aux_rows: np.ndarray | None,
+        batch_size: int,
+        *,
+        aux_fraction: float | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        self.cartoon_rows = np.asarray(cartoon_rows, dtype=np.int64)
+        self.aux_rows = np.asarray(aux_rows if aux_rows is not None else [], dtype=np.int64)
+        if len(self.aux_rows) and aux_fraction is None:
+            aux_fraction = len(self.aux_rows) / (len(self.aux_rows) + len(self.cartoon_rows))
+        self.n_aux = round((aux_fraction or 0.0) * batch_size) if len(self.aux_rows) else 0
+        if len(self.aux_rows) and not 1 <= self.n_aux < batch_size:
+            self.n_aux = min(max(self.n_aux, 1), batch_size - 1)
+        self.n_cartoon = batch_size - self.n_aux
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+        if len(self) == 0:
+            raise ValueError(
+                f"{len(self.cartoon_rows)} training images make no batch of {self.n_cartoon} cartoon "
+                f"images on each of {world_size} processes; lower optim.batch_size"
+            )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.cartoon_rows) // self.world_size // self.n_cartoon
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        cartoon = self.cartoon_rows[rng.permutation(len(self.cartoon_rows))][self.rank :: self.world_size]
+        aux = np.empty(0, dtype=np.int64)
+        if self.n_aux:
+            rounds = math.ceil(len(self) * self.n_aux * self.world_size / len(self.aux_rows))
+            aux = np.concatenate([self.aux_rows[rng.permutation(len(self.aux_rows))] for _ in range(rounds)])
+            aux = aux[self.rank :: self.world_size]
+        for b in range(len(self)):
+            rows = cartoon[b * self.n_cartoon : (b + 1) * self.n_cartoon]
+            if self.n_aux:
+                rows = np.concatenate([rows, aux[b * self.n_aux : (b + 1) * self.n_aux]])
+            yield rows
+
+
+class BatchGather(torch.utils.data.Dataset):
+    """Indexed by a whole batch of rows (from `MixedBatchSampler`): -> (images uint8 (B, S, S, 3), labels int64 (B,),
+    domains int64 (B,): 1 cartoon, 0 auxiliary). Rows >= len(cartoon) index the auxiliary faces."""
+
+    def __init__(
+        self,
+        cartoon: np.ndarray,
+        cartoon_labels: np.ndarray,
+        aux: np.ndarray | None = None,
+        aux_labels: np.ndarray | None = None,
+    ):
+        self.cartoon, self.cartoon_labels = cartoon, np.asarray(cartoon_labels, dtype=np.int64)
+        self.aux = aux
+        self.aux_labels = np.asarray(aux_labels if aux_labels is not None else [], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.cartoon_labels) + len(self.aux_labels)
+
+    def __getitem__(self, rows: np.ndarray):
+        rows = np.sort(np.asarray(rows, dtype=np.int64))  # sorted reads are kinder to a memmap; order is irrelevant
+        n = len(self.cartoon_labels)
+        c_rows, a_rows = rows[rows < n], rows[rows >= n] - n
+        images = [np.asarray(self.cartoon[c_rows])]
+        labels, domains = [self.cartoon_labels[c_rows]], [np.ones(len(c_rows), dtype=np.int64)]
+        if len(a_rows):
+            images.append(np.asarray(self.aux[a_rows]))
+            labels.append(self.aux_labels[a_rows])
+            domains.append(np.zeros(len(a_rows), dtype=np.int64))
+        return (
+            torch.from_numpy(np.concatenate(images)),
+            torch.from_numpy(np.concatenate(labels)),
+            torch.from_numpy(np.concatenate(domains)),
+        )
+
+
+# --------------------------------------------------------------------------------------------------- on device
+
+
+def normalize(images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """uint8 (B, S, S, 3) on any device -> float32 (B, 3, S, S), ImageNet mean/std normalised."""
+    x = images.permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+def augment(
+    images: torch.Tensor,
+    generator: torch.Generator | None = None,
+    *,
+    scale: float = 0.1,
+    shift: float = 0.08,
+    flip: bool = True,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """Random horizontal flip, zoom in [1 - scale, 1 + scale] and shift up to `shift` of the side, one affine
+    resample per batch on the images' device: float (B, 3, S, S) -> the same shape."""
+    b = images.shape[0]
+    device = images.device
+    rand = torch.rand(b, 4, generator=generator, device="cpu").to(device)
+    zoom = 1.0 + scale * (2 * rand[:, 0] - 1)
+    mirror = torch.where(rand[:, 1] < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=device)
+    tx, ty = shift * (2 * rand[:, 2] - 1), shift * (2 * rand[:, 3] - 1)
+    theta = torch.zeros(b, 2, 3, device=device)
+    theta[:, 0, 0] = mirror / zoom
+    theta[:, 1, 1] = 1.0 / zoom
+    theta[:, 0, 2], theta[:, 1, 2] = tx, ty
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    out = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out

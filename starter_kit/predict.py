@@ -1,0 +1,168 @@
+"""Checkpoint -> features of the recognition test list -> a valid submission file (raw float64, FORMATS.md §2).
+
+    python -m starter_kit.predict --checkpoint runs/arcface/checkpoint.pt --data data/small --out arcface.bin
+
+Row i of the file is the L2-normalised embedding of image i of `icartoonface_rectest_det.txt` (the face cropped
+with the run's enlarge rate and size, plus its mirror image unless --no-flip). The file is read back with
+`scorer.formats.read_features` before the command reports success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from baselines.heads import Embedder
+from facedata.layout import Layout
+from scorer.formats import SubmissionError, read_features, write_features
+from starter_kit.data import load_faces, normalize
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """ "auto": cuda:LOCAL_RANK when a GPU is there, else cpu; anything else is passed to torch.device."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            import os
+
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def embed_faces(
+    embedder: torch.nn.Module,
+    images: np.ndarray,
+    device: torch.device,
+    *,
+    batch_size: int = 256,
+    flip: bool = True,
+    bf16: bool = True,
+    channels_last: bool = True,
+    progress: bool = False,
+) -> np.ndarray:
+    """images uint8 (N, S, S, 3) -> L2-normalised embeddings float32 (N, D); flip adds the mirror image's
+    embedding before normalising. The embedder is put in eval mode and left there."""
+    embedder.eval()
+    cuda = device.type == "cuda"
+    chunks = []
+    starts = range(0, len(images), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="embed", unit="batch")
+    for start in starts:
+        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
+        x = normalize(batch, channels_last and cuda)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and cuda):
+            emb = embedder(x).float()
+            if flip:
+                emb = emb + embedder(torch.flip(x, dims=[3])).float()
+        chunks.append(F.normalize(emb, dim=1).cpu())
+    if not chunks:
+        return np.zeros((0, getattr(embedder, "embedding_dim", 1)), dtype=np.float32)
+    return torch.cat(chunks).numpy()
+
+
+def load_embedder(checkpoint: str | Path, device: torch.device) -> tuple[Embedder, dict]:
+    """The embedder of a training checkpoint (written by starter_kit.train) and the run's config."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise ValueError(f"{checkpoint}: not a checkpoint written by starter_kit.train")
+    config = state["config"]
+    model_cfg = config["model"]
+    embedder = Embedder(model_cfg["backbone"], model_cfg["embedding_dim"], model_cfg["dropout"])
+    weights = {k.removeprefix("embedder."): v for k, v in state["model"].items() if k.startswith("embedder.")}
+    embedder.load_state_dict(weights)
+    return embedder.to(device), config
+
+
+def predict(
+    checkpoint: str | Path,
+    data_root: str | Path,
+    out: str | Path,
+    *,
+    device: str = "auto",
+    batch_size: int = 256,
+    flip: bool = True,
+    cache_dir: str | Path | None = None,
+    workers: int = 1,
+    progress: bool = False,
+) -> np.ndarray:
+    """Write the submission for the test list of data_root to out and return its features float64 (N, D)."""
+    dev = pick_device(device)
+    embedder, config = load_embedder(checkpoint, dev)
+    data_cfg = config["data"]
+    layout = Layout(data_root)
+    test_names = layout.recognition_test().names
+    faces = load_faces(
+        data_root,
+        "rectest",
+        size=data_cfg["image_size"],
+        enlarge_rate=data_cfg["enlarge_rate"],
+        cache_dir=cache_dir or Path(data_root) / "packed",
+        workers=workers,
+    )
+    if tuple(faces.names) != tuple(test_names):
+        raise ValueError(
+            f"the packed test faces of {data_root} are not in the order of its test list; "
+            "delete the cache folder and run again"
+        )
+    runtime = config["runtime"]
+    feats = embed_faces(
+        embedder,
+        faces.images,
+        dev,
+        batch_size=batch_size,
+        flip=flip,
+        bf16=runtime["bf16"],
+        channels_last=runtime["channels_last"],
+        progress=progress,
+    )
+    write_features(out, feats)
+    checked = read_features(out, len(test_names))
+    log.info("wrote %s: %d x %d features", out, *checked.shape)
+    return checked
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m starter_kit.predict", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="checkpoint.pt of a run of starter_kit.train")
+    parser.add_argument("--data", required=True, help="dataset root (holds icartoonface_rectest_det.txt)")
+    parser.add_argument("--out", required=True, help="the submission file to write (.bin)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--no-flip", action="store_true", help="no mirror-image test-time augmentation")
+    parser.add_argument("--cache-dir", default=None, help="where the packed test faces go (default DATA/packed)")
+    parser.add_argument("--workers", type=int, default=1, help="processes that pack the test faces")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        feats = predict(
+            args.checkpoint,
+            args.data,
+            args.out,
+            device=args.device,
+            batch_size=args.batch_size,
+            flip=not args.no_flip,
+            cache_dir=args.cache_dir,
+            workers=args.workers,
+            progress=True,
+        )
+    except (SubmissionError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: {feats.shape[0]} rows x {feats.shape[1]} float64, checked with scorer's reader")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
