@@ -1,0 +1,303 @@
+"""Exact cosine similarities and the k-th largest distractor similarity of many probes (the search behind rank-1).
+
+The similarity rule: one canonical float64 cosine, reproducible bit for bit
+----------------------------------------------------------------------------
+rank-1 compares `cos(a, b) > max_d cos(a, d)` strictly, so a tie is a miss. Computed naively, two BLAS calls may
+round the same dot product differently (blocking, FMA, kernel edges), so a mate that duplicates a distractor could
+count as a hit by luck, and a float32 search (faiss) would disagree with a float64 one. We fix one value instead:
+
+- `canonical_unit(x)`: scale the row by a power of two so its largest |value| lies in [0.5, 1) (exact; no overflow
+  or underflow for any finite row), sum the squares in order j = 0..d-1 with one IEEE rounding per operation, take
+  the square root and divide each component by it.
+- `canonical_dot(x, y)`: the sum of the products of two canonical unit rows, in order j = 0..d-1, one rounding per
+  multiplication and per addition.
+
+Both are plain elementwise numpy operations (no BLAS, no reordering), so the canonical cosine of two rows depends
+only on their values: identical rows give identical similarities wherever they sit, and the value is the same on
+every machine. It is what rank-1, CMC and verification compare.
+
+Computing every canonical similarity would be slow, so the search is done fast and then certified:
+
+1. Approximate pass: all probes against all (de-duplicated) distractors, with numpy (float64 GEMM) or faiss
+   (float32 `IndexFlatIP`), keeping each probe's k-th largest approximate similarity.
+2. Any way of computing the cosine of unit vectors in a precision with unit roundoff u, any summation order, is
+   within `error_bound(d, u) = 1.25 (2d + 8) u` of the exact cosine (the classic dot-product bound γ_d plus the
+   normalisation and the cast; 25 % spare). A k-th largest value moves no more than the values it is taken from,
+   so approximate and canonical values differ by at most the sum of their bounds.
+3. Every comparison whose approximate margin exceeds that sum is decided by the approximation: the canonical
+   comparison must agree. The few left in the band are recomputed canonically: the probe's k-th largest canonical
+   similarity over the distractors that can reach it (found by a float64 re-pass), and the mate's canonical cosine.
+
+Hence both backends return exactly the canonical decisions; they differ only in speed (faiss's band is wider,
+about 6e-5 at d = 512, so a few more comparisons are recomputed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "numpy", "faiss")
+UNIT_ROUNDOFF = {np.dtype(np.float64): 2.0**-53, np.dtype(np.float32): 2.0**-24}
+DEFAULT_BLOCK_SIZE = 4096  # probes per block
+BLOCK_ELEMENTS = 2**22  # the numpy GEMM's buffer: block × tile <= this many float64 (32 MiB)
+AUTO_FAISS_MIN_PRODUCTS = 4_000_000  # probes × distractors above which "auto" picks faiss (see BENCHMARKS.md)
+_CANONICAL_CHUNK = 16384  # rows per chunk of the canonical loops
+
+
+def error_bound(dim: int, unit_roundoff: float) -> float:
+    """A bound on |computed − exact cosine| for rows normalised and multiplied in precision `unit_roundoff`,
+    in any order (Higham's γ_d for the dot product, 2u for the normalisation, u for a cast), with 25 % spare."""
+    return 1.25 * (2 * dim + 8) * unit_roundoff
+
+
+# --------------------------------------------------------------------------------------------------- canonical
+
+
+def _power_of_two_scaled(x: np.ndarray) -> np.ndarray:
+    """float64 (n, d) rows scaled exactly by 2**-e so that each row's largest |value| lies in [0.5, 1)."""
+    x = np.asarray(x, dtype=np.float64)
+    _, exponent = np.frexp(np.abs(x).max(axis=1, keepdims=True))
+    return np.ldexp(x, -exponent)
+
+
+def canonical_unit(x: np.ndarray) -> np.ndarray:
+    """float64 (n, d) → float64 (n, d) canonical unit rows (module docstring). Rows must be finite and non-zero."""
+    x = _power_of_two_scaled(x)
+    out = np.empty_like(x)
+    for start in range(0, len(x), _CANONICAL_CHUNK):
+        cols = np.ascontiguousarray(x[start : start + _CANONICAL_CHUNK].T)  # (d, chunk): one contiguous row per j
+        squares = cols[0] * cols[0]
+        for column in cols[1:]:
+            squares += column * column
+        out[start : start + len(squares)] = (cols / np.sqrt(squares)).T
+    return out
+
+
+def canonical_dot(x_unit: np.ndarray, y_unit: np.ndarray) -> np.ndarray:
+    """float64 (n,): the canonical cosine of rows x_unit[i] and y_unit[i], both (n, d) from `canonical_unit`."""
+    out = np.empty(len(x_unit), dtype=np.float64)
+    for start in range(0, len(x_unit), _CANONICAL_CHUNK):
+        stop = start + _CANONICAL_CHUNK
+        xs = np.ascontiguousarray(x_unit[start:stop].T)
+        ys = np.ascontiguousarray(y_unit[start:stop].T)
+        total = xs[0] * ys[0]
+        for xj, yj in zip(xs[1:], ys[1:], strict=True):
+            total += xj * yj
+        out[start : start + len(total)] = total
+    return out
+
+
+def canonical_cosine(features: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """float64 (P,): canonical cosine of features[a[i]] and features[b[i]]; features (N, d), a and b int (P,)."""
+    rows, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    unit = canonical_unit(features[rows])
+    return canonical_dot(unit[inverse[: len(a)]], unit[inverse[len(a) :]])
+
+
+def unit_rows(x: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """(n, d) float64 rows scaled to unit norm the fast way (any order; within `error_bound` of the exact unit
+    rows): the input of the approximate pass. Rows whose squares would overflow or underflow are first scaled by
+    a power of two."""
+    x = np.array(x, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):  # such rows are found and rescaled just below
+        norms = np.linalg.norm(x, axis=1)
+    extreme = ~((norms > 2.0**-400) & (norms < 2.0**400))
+    if extreme.any():
+        x[extreme] = _power_of_two_scaled(x[extreme])
+        norms[extreme] = np.linalg.norm(x[extreme], axis=1)
+    x /= norms[:, None]
+    return x.astype(dtype, copy=False)
+
+
+# --------------------------------------------------------------------------------------------------- distractors
+
+
+@dataclass(frozen=True, eq=False)
+class Distractors:
+    """The distractor set with identical rows merged (identical rows have identical canonical similarities).
+
+    rows: int64 (U,) one feature row per distinct vector; counts: int64 (U,) how many distractors share it.
+    """
+
+    rows: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+
+def distinct_distractors(features: np.ndarray, distractor_rows: np.ndarray) -> Distractors:
+    """Merge distractors whose feature rows are byte-identical; features (N, d), distractor_rows int (D,)."""
+    distractor_rows = np.asarray(distractor_rows, dtype=np.int64)
+    if len(distractor_rows) == 0:
+        return Distractors(distractor_rows, np.zeros(0, dtype=np.int64))
+    block = np.ascontiguousarray(features[distractor_rows])
+    block[block == 0] = 0.0  # -0.0 and 0.0 are one value
+    keys = block.view(np.dtype((np.void, block.dtype.itemsize * block.shape[1]))).ravel()
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    order = np.argsort(first, kind="stable")
+    return Distractors(distractor_rows[first[order]], counts[order].astype(np.int64))
+
+
+def _weighted_kth(values: np.ndarray, counts: np.ndarray, ks: Sequence[int]) -> np.ndarray:
+    """float64 (B, len(ks)): per row, the k-th largest of `values` with each value repeated `counts` times
+    (-inf when fewer than k). values and counts (B, C)."""
+    order = np.argsort(-values, axis=1, kind="stable")
+    values = np.take_along_axis(values, order, axis=1)
+    cumulative = np.cumsum(np.take_along_axis(counts, order, axis=1), axis=1)
+    out = np.full((len(values), len(ks)), -np.inf)
+    for column, k in enumerate(ks):
+        position = (cumulative < k).sum(axis=1)
+        found = position < values.shape[1]
+        out[found, column] = values[found, position[found]]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- approximate
+
+
+def _tile_size(block_rows: int) -> int:
+    """Distractors per GEMM tile for a block of block_rows probes (the buffer stays near BLOCK_ELEMENTS)."""
+    return max(256, BLOCK_ELEMENTS // max(block_rows, 1))
+
+
+def resolve_backend(backend: str, num_products: int) -> str:
+    """The backend to use: 'numpy' or 'faiss' ('auto' picks faiss for large searches when it is installed)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    has_faiss = importlib.util.find_spec("faiss") is not None
+    if backend == "faiss" and not has_faiss:
+        raise ValueError("backend 'faiss' needs the faiss-cpu package, which is not installed")
+    if backend == "auto":
+        return "faiss" if has_faiss and num_products >= AUTO_FAISS_MIN_PRODUCTS else "numpy"
+    return backend
+
+
+def approximate_kth(
+    probe_unit: np.ndarray,
+    distractor_unit: np.ndarray,
+    counts: np.ndarray,
+    ks: Sequence[int],
+    *,
+    backend: str,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> tuple[np.ndarray, float]:
+    """(kth float64 (P, len(ks)), bound): each probe's k-th largest approximate similarity to the distractors
+    (repeated `counts` times; -inf when fewer than k), and the bound on |approximate − exact cosine|.
+
+    probe_unit float64 (P, d) and distractor_unit float64 (U, d) unit rows; counts int64 (U,).
+    backend 'numpy' multiplies in float64 by blocks of block_size probes × tiles of distractors (BLOCK_ELEMENTS);
+    'faiss' searches a float32 IndexFlatIP by blocks of block_size probes. Memory beyond the inputs is bounded
+    by the block, never P × U.
+    """
+    kmax = max(ks)
+    num_probes, dim = probe_unit.shape
+    kth = np.full((num_probes, len(ks)), -np.inf)
+    if len(distractor_unit) == 0 or num_probes == 0:
+        return kth, 0.0
+    keep = min(kmax, len(distractor_unit))  # the kmax largest distinct values hold the kmax-th with repeats
+    if backend == "faiss":
+        import faiss
+
+        index = faiss.IndexFlatIP(dim)
+        index.add(np.ascontiguousarray(distractor_unit, dtype=np.float32))
+        for start in range(0, num_probes, block_size):
+            block = np.ascontiguousarray(probe_unit[start : start + block_size], dtype=np.float32)
+            values, found = index.search(block, keep)
+            kth[start : start + len(block)] = _weighted_kth(values.astype(np.float64), counts[found], ks)
+        return kth, error_bound(dim, UNIT_ROUNDOFF[np.dtype(np.float32)])
+    if backend != "numpy":
+        raise ValueError(f"unknown backend {backend!r}; choose 'numpy' or 'faiss'")
+    for start in range(0, num_probes, block_size):
+        block = probe_unit[start : start + block_size]
+        best_values = np.empty((len(block), 0))
+        best_counts = np.empty((len(block), 0), dtype=np.int64)
+        tile_size = _tile_size(len(block))
+        for tile_start in range(0, len(distractor_unit), tile_size):
+            tile = distractor_unit[tile_start : tile_start + tile_size]
+            sims = block @ tile.T  # (B, T) float64
+            tile_counts = np.broadcast_to(counts[tile_start : tile_start + len(tile)], sims.shape)
+            if sims.shape[1] > keep:
+                top = np.argpartition(sims, sims.shape[1] - keep, axis=1)[:, -keep:]
+                sims = np.take_along_axis(sims, top, axis=1)
+                tile_counts = np.take_along_axis(tile_counts, top, axis=1)
+            best_values = np.concatenate([best_values, sims], axis=1)
+            best_counts = np.concatenate([best_counts, tile_counts], axis=1)
+            if best_values.shape[1] > keep:
+                top = np.argpartition(best_values, best_values.shape[1] - keep, axis=1)[:, -keep:]
+                best_values = np.take_along_axis(best_values, top, axis=1)
+                best_counts = np.take_along_axis(best_counts, top, axis=1)
+        kth[start : start + len(block)] = _weighted_kth(best_values, best_counts, ks)
+    return kth, error_bound(dim, UNIT_ROUNDOFF[np.dtype(np.float64)])
+
+
+# --------------------------------------------------------------------------------------------------- exact
+
+
+def exact_kth(
+    features: np.ndarray,
+    probe_rows: np.ndarray,
+    distractors: Distractors,
+    distractor_unit: np.ndarray,
+    lower: np.ndarray,
+    ks: Sequence[int],
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> np.ndarray:
+    """float64 (P, len(ks)): each probe's k-th largest canonical similarity to the distractors (-inf if fewer).
+
+    features (N, d) raw; probe_rows int64 (P,); distractor_unit float64 (U, d) the fast unit rows of
+    distractors.rows; lower float64 (P,) a lower bound of each probe's canonical max(ks)-th similarity. Only the
+    distractors whose float64 similarity reaches lower − (its error) are computed canonically.
+    """
+    dim = features.shape[1]
+    slack = 2 * error_bound(dim, UNIT_ROUNDOFF[np.dtype(np.float64)])
+    probe_unit = canonical_unit(features[probe_rows])
+    fast_unit = unit_rows(features[probe_rows])
+    kth = np.full((len(probe_rows), len(ks)), -np.inf)
+    for start in range(0, len(probe_rows), block_size):
+        stop = min(start + block_size, len(probe_rows))
+        entries_probe, entries_distractor = [], []
+        tile_size = _tile_size(stop - start)
+        for tile_start in range(0, len(distractor_unit), tile_size):
+            sims = fast_unit[start:stop] @ distractor_unit[tile_start : tile_start + tile_size].T
+            probe, distractor = np.nonzero(sims >= (lower[start:stop] - slack)[:, None])
+            entries_probe.append(probe + start)
+            entries_distractor.append(distractor + tile_start)
+        if not entries_probe:
+            continue
+        probe = np.concatenate(entries_probe)
+        distractor = np.concatenate(entries_distractor)
+        if len(probe) == 0:
+            continue
+        used, inverse = np.unique(distractor, return_inverse=True)
+        distractor_canonical = canonical_unit(features[distractors.rows[used]])
+        sims = canonical_dot(probe_unit[probe], distractor_canonical[inverse])
+        weights = distractors.counts[distractor]
+        kth[start:stop] = _grouped_kth(probe - start, sims, weights, stop - start, ks)
+    return kth
+
+
+def _grouped_kth(group: np.ndarray, values: np.ndarray, counts: np.ndarray, num_groups: int, ks) -> np.ndarray:
+    """float64 (num_groups, len(ks)): the weighted k-th largest value of each group (-inf if fewer)."""
+    order = np.lexsort((-values, group))
+    group, values, counts = group[order], values[order], counts[order]
+    starts = np.searchsorted(group, np.arange(num_groups))
+    cumulative = np.cumsum(counts)
+    before = np.where(starts > 0, cumulative[np.maximum(starts - 1, 0)], 0)
+    ends = np.searchsorted(group, np.arange(num_groups), side="right")
+    out = np.full((num_groups, len(ks)), -np.inf)
+    for column, k in enumerate(ks):
+        # first position in the group whose cumulative count (from the group's start) reaches k
+        position = np.searchsorted(cumulative, before + k, side="left")
+        found = position < ends
+        out[found, column] = values[position[found]]
+    return out
