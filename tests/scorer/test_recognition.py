@@ -9,7 +9,7 @@ import pytest
 
 from scorer import formats
 from scorer.formats import VerificationPairs
-from scorer.recognition import RecognitionScores, cmc, evaluate_recognition, rank1
+from scorer.recognition import RecognitionScores, _verification_mask, cmc, evaluate_recognition, rank1
 from tests.scorer._rec_reference import make_labels
 
 BACKENDS = ("numpy", "faiss")
@@ -193,8 +193,6 @@ def test_a_verification_pair_with_a_distractor_follows_its_labelled_image():
     pairs = VerificationPairs(
         np.array([0, 2, 4, 0]), np.array([4, 4, 4, 2]), np.array([False, False, False, False]), np.array([0, 1, 2, 3])
     )
-    from scorer.recognition import _verification_mask
-
     assert _verification_mask(labels, pairs, [0]).tolist() == [True, False, True, False]
     assert _verification_mask(labels, pairs, [0, 1]).tolist() == [True, True, True, True]
     assert _verification_mask(labels, pairs, None) is None
@@ -240,17 +238,17 @@ def _with_row(features, row, value):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda l, f: (l, f[:4]), r"shape \(5, d\)"),
-        (lambda l, f: (l, f[:, :, None]), r"shape \(5, d\)"),
-        (lambda l, f: (l, f[:, :0]), "dimension 0"),
-        (lambda l, f: (l, f.astype(np.int64)), "floating point"),
-        (lambda l, f: (l, _with_row(f, 2, np.nan)), "row 2 holds a NaN"),
-        (lambda l, f: (l, _with_row(f, 3, np.inf)), "row 3 holds a NaN or infinite"),
-        (lambda l, f: (l, _with_row(f, 1, 0.0)), "row 1 is all zeros"),
-        (lambda l, f: (make_labels(l.labels, pairs=[[0, 2]]), f), r"pair 0 \(0, 2\) is not two distinct"),
-        (lambda l, f: (make_labels(l.labels, pairs=[[0, 4]]), f), "not two distinct images of one identity"),
-        (lambda l, f: (make_labels(l.labels, pairs=[[0, 0]]), f), "not two distinct images"),
-        (lambda l, f: (make_labels(l.labels, pairs=[[0, 9]]), f), "out of range"),
+        (lambda lab, f: (lab, f[:4]), r"shape \(5, d\)"),
+        (lambda lab, f: (lab, f[:, :, None]), r"shape \(5, d\)"),
+        (lambda lab, f: (lab, f[:, :0]), "dimension 0"),
+        (lambda lab, f: (lab, f.astype(np.int64)), "floating point"),
+        (lambda lab, f: (lab, _with_row(f, 2, np.nan)), "row 2 holds a NaN"),
+        (lambda lab, f: (lab, _with_row(f, 3, np.inf)), "row 3 holds a NaN or infinite"),
+        (lambda lab, f: (lab, _with_row(f, 1, 0.0)), "row 1 is all zeros"),
+        (lambda lab, f: (make_labels(lab.labels, pairs=[[0, 2]]), f), r"pair 0 \(0, 2\) is not two distinct"),
+        (lambda lab, f: (make_labels(lab.labels, pairs=[[0, 4]]), f), "not two distinct images of one identity"),
+        (lambda lab, f: (make_labels(lab.labels, pairs=[[0, 0]]), f), "not two distinct images"),
+        (lambda lab, f: (make_labels(lab.labels, pairs=[[0, 9]]), f), "out of range"),
     ],
     ids=[
         "rows",
