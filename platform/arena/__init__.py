@@ -1,1 +1,40 @@
-"""placeholder"""
+"""arena: the iCartoonFace challenge platform (Flask). `create_app` only wires things up; nothing runs at import.
+
+flask --app arena run | challenge load BUNDLE | worker | watchdog | db upgrade
+gunicorn 'arena:create_app()'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    from . import cli, config, db
+    from .api import bp as api_bp
+    from .extensions import csrf, limiter
+    from .web import bp as web_bp
+    from .web_admin import bp as admin_bp
+
+    instance = os.environ.get("ARENA_INSTANCE") or str(Path.cwd() / "instance")
+    app = Flask(__name__, instance_path=instance, instance_relative_config=True)
+    app.config.from_mapping(config.load(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db.init_app(app, app.config.get("ENGINE"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    app.register_blueprint(web_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)  # the API authenticates with bearer tokens, never with the cookie
+    cli.init_app(app)
+    return app

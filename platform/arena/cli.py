@@ -1,0 +1,130 @@
+"""Command line: `flask --app arena ...` commands and the `arena` console script (the same commands)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(challenge)
+    app.cli.add_command(db_group)
+    app.cli.add_command(worker)
+    app.cli.add_command(watchdog)
+    app.cli.add_command(user_group)
+
+
+@click.group("challenge", help="Load and inspect challenge bundles.")
+def challenge():
+    pass
+
+
+@challenge.command("load")
+@click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+@with_appcontext
+def challenge_load(bundle: Path):
+    """Create or update a challenge from BUNDLE (a folder with challenge.yaml, or a YAML file)."""
+    from .db import get_session
+    from .errors import ArenaError
+    from .services.challenges import load_bundle, read_bundle
+
+    try:
+        text, base = read_bundle(bundle)
+        loaded = load_bundle(get_session(), text, base)
+    except ArenaError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"loaded challenge '{loaded.slug}': {len(loaded.tracks)} tracks, {len(loaded.phases)} phases")
+
+
+@click.group("db", help="The database schema.")
+def db_group():
+    pass
+
+
+@db_group.command("upgrade")
+@with_appcontext
+def db_upgrade():
+    """Run the Alembic migrations up to the newest."""
+    upgrade_database(current_app.config["DATABASE_URL"])
+    click.echo("database is up to date")
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    root = Path(__file__).resolve().parents[2]
+    config = Config()
+    config.set_main_option("script_location", str(root / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade_database(url: str) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+
+
+@click.group("user", help="Accounts.")
+def user_group():
+    pass
+
+
+@user_group.command("create")
+@click.argument("email")
+@click.password_option()
+@click.option("--organizer", is_flag=True, help="give organizer rights")
+@with_appcontext
+def user_create(email: str, password: str, organizer: bool):
+    """Create a verified account (organizers are made this way)."""
+    from .db import get_session
+    from .errors import ArenaError
+    from .services import accounts
+
+    session = get_session()
+    try:
+        user = accounts.register(session, email, password)
+    except ArenaError as exc:
+        raise click.ClickException(exc.message) from None
+    user.verified, user.is_organizer = True, organizer
+    session.commit()
+    click.echo(f"created {'organizer' if organizer else 'user'} {user.email}")
+
+
+@click.command("worker", help="Run an RQ worker scoring submissions (burst: stop when the queue is empty).")
+@click.option("--burst", is_flag=True)
+@with_appcontext
+def worker(burst: bool):
+    from rq import Worker
+
+    from .queue import connect, queue
+
+    Worker([queue()], connection=connect()).work(burst=burst)
+
+
+@click.command("watchdog", help="Requeue or fail running submissions whose worker stopped heart-beating.")
+@click.option("--every", type=float, default=0, help="repeat every N seconds (0: once)")
+@with_appcontext
+def watchdog(every: float):
+    import time
+
+    from .db import get_session
+    from .services.admin import watchdog as run
+
+    while True:
+        click.echo(f"watchdog: {run(get_session())}")
+        if not every:
+            return
+        time.sleep(every)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `arena` console script: the flask commands of the app, without --app."""
+    from . import create_app
+
+    cli = FlaskGroup(create_app=lambda: create_app())
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="arena")

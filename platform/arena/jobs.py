@@ -1,0 +1,258 @@
+"""The RQ job that scores a submission, and every use of `scorer` by the platform (the layout test allows it here
+only). A job reloads everything from the submission id, is safe to run twice (it scores once), fails the submission
+with the parser's message on a bad file and returns, and on any other error fails it with a generic message and
+re-raises so that the traceback stays in RQ's failed registry."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+from flask import current_app, has_app_context
+from sqlalchemy import update
+
+from scorer.formats import (
+    LabelError,
+    SubmissionError,
+    read_detection_labels,
+    read_detection_submission,
+    read_features,
+    read_recognition_labels,
+    read_verification_pairs,
+)
+from scorer.splits import split_mask
+
+from . import notify, states, storage
+from .db import new_session
+from .leaderboard import record_rank_history
+from .models import LabelFile, Submission, utcnow
+
+log = logging.getLogger(__name__)
+SPLITS = ("public", "private")
+CRASH_MESSAGE = "the scorer failed on our side, not because of your file; the organizers have been told"
+LABEL_KINDS = {"detection": ("detection_gt",), "recognition": ("test_info", "verification_pairs")}
+_APP = None
+_LABEL_CACHE: dict[tuple[str, str], object] = {}
+
+
+def _app_context():
+    """The current app context (tests, the web process) or one of an app made once per worker process."""
+    global _APP
+    if has_app_context():
+        return contextlib.nullcontext()
+    if _APP is None:
+        from . import create_app
+
+        _APP = create_app()
+    return _APP.app_context()
+
+
+def score_submission(submission_id: int) -> str:
+    """Score one submission; returns 'finished', 'failed' or 'skipped' (another run took it)."""
+    with _app_context():
+        session = new_session()
+        try:
+            return _run(session, submission_id)
+        finally:
+            session.close()
+
+
+def _run(session, submission_id: int) -> str:
+    if states.claim(session, submission_id) is None:
+        log.info("submission %s is not waiting to be scored: skipped", submission_id)
+        return "skipped"
+    sub = session.get(Submission, submission_id)
+    config = current_app.config
+    try:
+        with _Heartbeat(submission_id, config.get("HEARTBEAT_SECONDS", 15)):
+            result = _score(sub, config["STORAGE_DIR"])
+    except SubmissionError as exc:
+        session.rollback()
+        _fail(session, sub, str(exc), exc.line)
+        return "failed"
+    except Exception:
+        log.exception("scoring submission %s crashed", submission_id)
+        session.rollback()
+        _fail(session, sub, CRASH_MESSAGE, None)
+        raise
+    scores, curve = result
+    sub.scores = scores
+    sub.public_score = scores["public"].get(sub.track.metric)
+    sub.private_score = scores["private"].get(sub.track.metric)
+    sub.curve = curve
+    sub.error = sub.error_line = None
+    states.transition(session, sub, states.FINISHED)
+    if sub.team_id is not None:
+        record_rank_history(session, sub.phase, sub.track, utcnow())
+    notify.submission_done(session, sub)
+    session.commit()
+    return "finished"
+
+
+def _fail(session, sub: Submission, message: str, line: int | None) -> None:
+    sub = session.get(Submission, sub.id, populate_existing=True)
+    sub.error, sub.error_line = message, line
+    states.transition(session, sub, states.FAILED, reason=message)
+    notify.submission_done(session, sub)
+    session.commit()
+
+
+class _Heartbeat:
+    """Touch submission.heartbeat_at every `every` seconds from a thread while the scorer runs (the watchdog
+    requeues a running submission whose heartbeat stopped)."""
+
+    def __init__(self, submission_id: int, every: float):
+        self.submission_id, self.every = submission_id, every
+        self._stop = threading.Event()
+        self._app = current_app._get_current_object()
+
+    def _beat(self):
+        while not self._stop.wait(self.every):
+            with self._app.app_context():
+                session = new_session()
+                try:
+                    session.execute(
+                        update(Submission).where(Submission.id == self.submission_id).values(heartbeat_at=utcnow())
+                    )
+                    session.commit()
+                finally:
+                    session.close()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+# --------------------------------------------------------------------------------------------------- scoring
+
+
+def _label_path(sub: Submission, kind: str, storage_dir: str) -> tuple[Path, str] | None:
+    for label in sub.track.labels:
+        if label.kind == kind:
+            return storage.resolve(storage_dir, label.stored_path), label.sha256
+    return None
+
+
+def _cached(kind: str, path: Path, sha256: str, reader):
+    key = (kind, sha256)
+    if key not in _LABEL_CACHE:
+        if len(_LABEL_CACHE) >= 8:
+            _LABEL_CACHE.pop(next(iter(_LABEL_CACHE)))
+        _LABEL_CACHE[key] = reader(path)
+    return _LABEL_CACHE[key]
+
+
+def _score(sub: Submission, storage_dir: str) -> tuple[dict, dict]:
+    """({split: metrics}, public curve) of one submission."""
+    challenge = sub.phase.challenge
+    path = storage.resolve(storage_dir, sub.stored_path)
+    name = sub.original_name or "submission"
+    seed, fraction = challenge.split_seed, challenge.public_fraction
+    if sub.track.kind == "detection":
+        return _score_detection(sub, path, name, seed, fraction, storage_dir)
+    return _score_recognition(sub, path, name, seed, fraction, storage_dir)
+
+
+def _score_detection(sub, path, name, seed, fraction, storage_dir):
+    from scorer.detection import evaluate_detection
+
+    found = _label_path(sub, "detection_gt", storage_dir)
+    if found is None:
+        raise LabelError("the hidden detection labels of this track are not uploaded")
+    labels = _cached("detection_gt", *found, read_detection_labels)
+    detections = read_detection_submission(
+        path,
+        labels.image_names,
+        max_boxes_per_image=sub.track.max_boxes_per_image,
+        max_bytes=sub.track.max_upload_bytes,
+        name=name,
+    )
+    scores, curve = {}, {}
+    for split in SPLITS:
+        mask = split_mask(labels.image_names, split, seed, fraction)
+        result = evaluate_detection(labels, detections, images=mask)
+        scores[split] = _scalars(result.to_dict())
+        scores[split]["ap50"] = float(result.ap50)
+        if split == "public":
+            curve = _pr_curve(result.pr_curve.downsample(200))
+    return scores, curve
+
+
+def _score_recognition(sub, path, name, seed, fraction, storage_dir):
+    from scorer.recognition import evaluate_recognition
+
+    found = _label_path(sub, "test_info", storage_dir)
+    if found is None:
+        raise LabelError("the hidden recognition labels of this track are not uploaded")
+    labels = _cached("test_info", *found, read_recognition_labels)
+    verification = None
+    pairs = _label_path(sub, "verification_pairs", storage_dir)
+    if pairs is not None:
+        verification = _cached("verification_pairs", *pairs, lambda p: read_verification_pairs(p, labels.image_names))
+    features = read_features(path, len(labels.image_names), name=name)
+    identities = np.unique(labels.labels[labels.labels >= 0])
+    scores, curve = {}, {}
+    for split in SPLITS:
+        mask = split_mask(identities.tolist(), split, seed, fraction)
+        result = evaluate_recognition(labels, features, verification=verification, identities=identities[mask])
+        scores[split] = _scalars(result.to_dict())
+        scores[split]["rank1"] = float(result.rank1)
+        if split == "public":
+            curve = {"cmc": {str(k): float(v) for k, v in dict(result.cmc).items()}}
+    return scores, curve
+
+
+def _scalars(values: dict) -> dict:
+    """The numbers of a metrics dict (and dicts of numbers such as the CMC), without curves or arrays."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, bool | int | float | np.integer | np.floating):
+            out[key] = float(value) if isinstance(value, float | np.floating) else int(value)
+        elif isinstance(value, dict) and all(isinstance(v, int | float | np.number) for v in value.values()):
+            out[key] = {str(k): float(v) for k, v in value.items()}
+    return out
+
+
+def _pr_curve(curve) -> dict:
+    """A downsampled precision/recall curve as two short lists (it holds no per-image detail)."""
+    if isinstance(curve, dict):
+        recall, precision = curve["recall"], curve["precision"]
+    elif isinstance(curve, tuple | list) and len(curve) == 2 and not hasattr(curve, "recall"):
+        recall, precision = curve
+    else:
+        recall, precision = curve.recall, curve.precision
+    return {"recall": [round(float(r), 5) for r in recall], "precision": [round(float(p), 5) for p in precision]}
+
+
+# --------------------------------------------------------------------------------------------------- labels
+
+
+def validate_labels(kind: str, path: Path, track_labels: dict[str, Path]) -> int:
+    """Parse an organizer's label file; return its number of test images. Raises LabelError (organizer's fault).
+    track_labels: the track's other current label files by kind (the pairs need the test list)."""
+    if kind == "detection_gt":
+        return read_detection_labels(path).num_images
+    if kind == "test_info":
+        return len(read_recognition_labels(path).image_names)
+    if kind == "verification_pairs":
+        info = track_labels.get("test_info")
+        if info is None:
+            raise LabelError("upload the test info (test_info) before the verification pairs")
+        names = read_recognition_labels(info).image_names
+        return len(read_verification_pairs(path, names).a)
+    raise LabelError(f"unknown label kind '{kind}'; choose one of detection_gt, test_info, verification_pairs")
+
+
+def label_error_types() -> tuple[type[Exception], ...]:
+    return (LabelError,)
+
+
+__all__ = ["score_submission", "validate_labels", "LabelFile", "LABEL_KINDS"]

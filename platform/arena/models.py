@@ -1,0 +1,242 @@
+"""The domain of DESIGN.md as SQLAlchemy 2 typed models. Times are naive UTC (`utcnow()`), alike on SQLite and
+PostgreSQL. Behaviour lives in the service modules; these classes only hold data and small derived properties."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, dt.datetime: DateTime()}
+
+
+class User(Base):
+    __tablename__ = "user"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_organizer: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_token"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of a 256-bit random token
+    prefix: Mapped[str] = mapped_column(String(16))  # shown to the user to tell tokens apart
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    user: Mapped[User] = relationship()
+
+
+class Challenge(Base):
+    __tablename__ = "challenge"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")  # Markdown, sanitised when shown
+    rules: Mapped[str] = mapped_column(Text, default="")
+    team_size: Mapped[int] = mapped_column(Integer, default=5)
+    registration_opens: Mapped[dt.datetime | None]
+    registration_closes: Mapped[dt.datetime | None]
+    merge_deadline: Mapped[dt.datetime | None]
+    split_seed: Mapped[str] = mapped_column(String(64))
+    public_fraction: Mapped[float] = mapped_column(Float, default=0.5)
+    teams_need_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    tracks: Mapped[list[Track]] = relationship(back_populates="challenge", order_by="Track.position")
+    phases: Mapped[list[Phase]] = relationship(back_populates="challenge", order_by="Phase.position")
+
+
+class Track(Base):
+    __tablename__ = "track"
+    __table_args__ = (UniqueConstraint("challenge_id", "slug"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # detection | recognition
+    title: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    max_upload_bytes: Mapped[int] = mapped_column(BigInteger)
+    max_boxes_per_image: Mapped[int] = mapped_column(Integer, default=100)
+    challenge: Mapped[Challenge] = relationship(back_populates="tracks")
+    labels: Mapped[list[LabelFile]] = relationship(back_populates="track")
+
+    @property
+    def metric(self) -> str:
+        return "ap50" if self.kind == "detection" else "rank1"
+
+
+class LabelFile(Base):
+    """A hidden label file of a track, stored under storage/labels by its checksum, never served."""
+
+    __tablename__ = "label_file"
+    __table_args__ = (UniqueConstraint("track_id", "kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))  # detection_gt | test_info | verification_pairs
+    stored_path: Mapped[str] = mapped_column(String(255))  # relative to STORAGE_DIR, built from ids and sha256 only
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    num_images: Mapped[int] = mapped_column(Integer, default=0)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    track: Mapped[Track] = relationship(back_populates="labels")
+
+
+class Phase(Base):
+    __tablename__ = "phase"
+    __table_args__ = (UniqueConstraint("challenge_id", "slug"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime]
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)  # closed early by an organizer
+    max_per_day: Mapped[int] = mapped_column(Integer, default=5)
+    max_total: Mapped[int] = mapped_column(Integer, default=100)
+    max_in_flight: Mapped[int] = mapped_column(Integer, default=2)
+    ranking: Mapped[str] = mapped_column(String(8), default="best")  # best | latest
+    final_count: Mapped[int] = mapped_column(Integer, default=2)
+    private_revealed: Mapped[bool] = mapped_column(Boolean, default=False)
+    track_slugs: Mapped[str] = mapped_column(String(255), default="")  # comma-separated tracks open in this phase
+    challenge: Mapped[Challenge] = relationship(back_populates="phases")
+
+    def is_open(self, now: dt.datetime) -> bool:
+        return not self.closed and self.starts_at <= now < self.ends_at
+
+    def private_visible(self, now: dt.datetime) -> bool:
+        return self.private_revealed or self.closed or now >= self.ends_at
+
+    @property
+    def tracks(self) -> list[str]:
+        return [s for s in self.track_slugs.split(",") if s]
+
+
+class Team(Base):
+    __tablename__ = "team"
+    __table_args__ = (UniqueConstraint("challenge_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    invite_code: Mapped[str] = mapped_column(String(32), unique=True)
+    captain_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="approved")  # pending | approved | banned
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="SET NULL"))
+    lock_version: Mapped[int] = mapped_column(Integer, default=0)  # bumped to serialise joins and submissions
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    challenge: Mapped[Challenge] = relationship()
+    members: Mapped[list[Membership]] = relationship(back_populates="team")
+
+
+class Membership(Base):
+    __tablename__ = "membership"
+    __table_args__ = (UniqueConstraint("challenge_id", "user_id"),)  # one team per user per challenge
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    rules_accepted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    team: Mapped[Team] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+
+class Submission(Base):
+    __tablename__ = "submission"
+    __table_args__ = (Index("ix_submission_board", "phase_id", "track_id", "state"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phase.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16), default="submitted")
+    original_name: Mapped[str] = mapped_column(String(255), default="")  # shown only; never used as a path
+    stored_path: Mapped[str] = mapped_column(String(255), default="")  # relative to STORAGE_DIR
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    note: Mapped[str] = mapped_column(String(500), default="")
+    public_score: Mapped[float | None] = mapped_column(Float)
+    private_score: Mapped[float | None] = mapped_column(Float)
+    scores: Mapped[dict[str, Any] | None]  # {"public": {...}, "private": {...}}
+    curve: Mapped[dict[str, Any] | None]  # public split only: PR curve (detection) or CMC (recognition)
+    error: Mapped[str | None] = mapped_column(Text)  # participant-facing message
+    error_line: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[dt.datetime | None]
+    is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    baseline_name: Mapped[str | None] = mapped_column(String(100))
+    selected_final: Mapped[bool] = mapped_column(Boolean, default=False)
+    disqualified_reason: Mapped[str | None] = mapped_column(String(500))
+    team: Mapped[Team | None] = relationship()
+    phase: Mapped[Phase] = relationship()
+    track: Mapped[Track] = relationship()
+    user: Mapped[User | None] = relationship()
+
+
+class RankSnapshot(Base):
+    """A team's public rank on one board from `at` on (written when it changes): the rank history."""
+
+    __tablename__ = "rank_snapshot"
+    __table_args__ = (Index("ix_rank_snapshot_board", "phase_id", "track_id", "team_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phase.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"))
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_event"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))  # None: the system
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[int | None] = mapped_column(Integer)
+    challenge_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    before: Mapped[dict[str, Any] | None]
+    after: Mapped[dict[str, Any] | None]
+    reason: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[User | None] = relationship()
+
+
+class Notification(Base):
+    __tablename__ = "notification"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    message: Mapped[str] = mapped_column(String(500))
+    link: Mapped[str | None] = mapped_column(String(255))
+    read: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,46 @@
+"""Notifications: in-app always; by email when SMTP_HOST is configured (else the mail is written to the log)."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import Membership, Notification, Submission
+
+log = logging.getLogger(__name__)
+
+
+def send_mail(to: str, subject: str, body: str) -> None:
+    """Send one mail, or log it when no SMTP server is configured (the embedded default)."""
+    config = current_app.config
+    if not config.get("SMTP_HOST"):
+        log.warning("mail to %s (no SMTP configured): %s\n%s", to, subject, body)
+        return
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = config["MAIL_FROM"], to, subject
+    message.set_content(body)
+    with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=10) as smtp:
+        smtp.send_message(message)
+
+
+def submission_done(session: Session, sub: Submission) -> None:
+    """Tell every member of the submission's team that it finished or failed (the caller commits)."""
+    if sub.team_id is None:
+        return
+    if sub.state == "finished":
+        text = f"Submission {sub.id} is scored: {sub.track.metric} {sub.public_score:.4f} on the public split"
+    else:
+        text = f"Submission {sub.id} failed: {sub.error}"
+    members = session.scalars(select(Membership).where(Membership.team_id == sub.team_id))
+    for member in members:
+        session.add(Notification(user_id=member.user_id, message=text[:500], link=f"/submissions/{sub.id}"))
+        if current_app.config.get("SMTP_HOST"):
+            try:
+                send_mail(member.user.email, f"[{sub.phase.challenge.title}] {text[:80]}", text)
+            except OSError:
+                log.exception("could not mail %s", member.user.email)

@@ -1,0 +1,158 @@
+"""Accounts: registration, passwords (argon2), email verification and reset links, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .. import notify
+from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from ..models import ApiToken, User, utcnow
+
+log = logging.getLogger(__name__)
+_HASHER = PasswordHasher()
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+TOKEN_PREFIX = "arena_"
+LINK_AGE = {"verify": 7 * 24 * 3600, "reset": 3600}
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def register(session: Session, email: str, password: str) -> User:
+    email = normalise_email(email)
+    if not _EMAIL.match(email) or len(email) > 254:
+        raise Invalid("enter a valid email address", field="email")
+    if len(password or "") < MIN_PASSWORD:
+        raise Invalid(f"the password must have at least {MIN_PASSWORD} characters", field="password")
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict("an account with this email exists already", field="email")
+    user = User(email=email, password_hash=_HASHER.hash(password))
+    session.add(user)
+    session.commit()
+    send_verification(user)
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User:
+    user = session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        _HASHER.hash(password or "x")  # same cost whether the account exists or not
+        raise Unauthorized("wrong email or password")
+    try:
+        _HASHER.verify(user.password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        raise Unauthorized("wrong email or password") from None
+    return user
+
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"arena-{purpose}")
+
+
+def link_token(user: User, purpose: str) -> str:
+    """A signed token for an email link. A reset token is bound to the current password hash: single use."""
+    return _serializer(purpose).dumps({"uid": user.id, "pw": user.password_hash[-16:]})
+
+
+def _user_from_token(session: Session, token: str, purpose: str) -> User:
+    try:
+        data = _serializer(purpose).loads(token, max_age=LINK_AGE[purpose])
+    except SignatureExpired:
+        raise Invalid("this link has expired; ask for a new one") from None
+    except BadSignature:
+        raise Invalid("this link is not valid") from None
+    user = session.get(User, data.get("uid"))
+    if user is None or user.password_hash[-16:] != data.get("pw"):
+        raise Invalid("this link is not valid any more")
+    return user
+
+
+def send_verification(user: User) -> str:
+    link = f"{current_app.config['BASE_URL']}/verify/{link_token(user, 'verify')}"
+    notify.send_mail(user.email, "Verify your email", f"Open this link to verify your email:\n{link}\n")
+    return link
+
+
+def verify_email(session: Session, token: str) -> User:
+    user = _user_from_token(session, token, "verify")
+    user.verified = True
+    session.commit()
+    return user
+
+
+def request_password_reset(session: Session, email: str) -> None:
+    """Mail a reset link if the account exists; say nothing either way (no account enumeration)."""
+    user = session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is not None:
+        link = f"{current_app.config['BASE_URL']}/reset/{link_token(user, 'reset')}"
+        notify.send_mail(user.email, "Reset your password", f"Open this link to set a new password:\n{link}\n")
+
+
+def reset_password(session: Session, token: str, password: str) -> User:
+    user = _user_from_token(session, token, "reset")
+    if len(password or "") < MIN_PASSWORD:
+        raise Invalid(f"the password must have at least {MIN_PASSWORD} characters", field="password")
+    user.password_hash = _HASHER.hash(password)
+    session.commit()
+    return user
+
+
+def _token_hash(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def create_api_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
+    """A new token; only its sha256 is stored, the plaintext is returned once."""
+    name = (name or "").strip()[:100] or "token"
+    active = session.scalar(
+        select(func.count(ApiToken.id)).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    )
+    if active >= 20:
+        raise Conflict("at most 20 active tokens; revoke one first")
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(plaintext), prefix=plaintext[:12])
+    session.add(token)
+    session.commit()
+    return token, plaintext
+
+
+def user_for_token(session: Session, plaintext: str) -> User | None:
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == _token_hash(plaintext or ""), ApiToken.revoked_at.is_(None))
+    )
+    if token is None:
+        return None
+    token.last_used_at = utcnow()
+    session.commit()
+    return token.user
+
+
+def revoke_token(session: Session, user: User, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound(f"no token {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.commit()
+    return token
+
+
+def list_tokens(session: Session, user: User) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+
+
+def require_verified(user: User) -> None:
+    if not user.verified:
+        raise Forbidden("verify your email address first (the link was sent when you registered)")

@@ -1,0 +1,192 @@
+"""Submissions: upload (streamed, capped, hashed; limits checked under the team lock), view, cancel, pick finals."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import BinaryIO
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .. import queue, states, storage
+from ..errors import ArenaError, Conflict, Forbidden, Invalid, NotFound
+from ..limits import check_limits, lock_team
+from ..models import Challenge, Membership, Phase, Submission, Track, User, utcnow
+from .accounts import require_verified
+from .teams import user_team
+
+log = logging.getLogger(__name__)
+
+
+def phase_and_track(session: Session, challenge: Challenge, phase_slug: str, track_slug: str) -> tuple[Phase, Track]:
+    phase = session.scalar(select(Phase).where(Phase.challenge_id == challenge.id, Phase.slug == phase_slug))
+    if phase is None:
+        raise NotFound(f"challenge '{challenge.slug}' has no phase '{phase_slug}'", field="phase")
+    track = session.scalar(select(Track).where(Track.challenge_id == challenge.id, Track.slug == track_slug))
+    if track is None or track.slug not in phase.tracks:
+        raise NotFound(f"phase '{phase.slug}' has no track '{track_slug}'", field="track")
+    return phase, track
+
+
+def _clean_name(filename: str | None) -> str:
+    """The upload's name for display only: its last path component, printable, at most 200 characters."""
+    base = os.path.basename((filename or "").replace("\\", "/"))
+    return "".join(ch for ch in base if ch.isprintable())[:200] or "upload"
+
+
+def submit(
+    session: Session,
+    user: User,
+    challenge: Challenge,
+    phase_slug: str,
+    track_slug: str,
+    stream: BinaryIO,
+    filename: str | None,
+    note: str = "",
+) -> Submission:
+    """Store an upload and queue it for scoring; returns at once with the queued submission."""
+    require_verified(user)
+    phase, track = phase_and_track(session, challenge, phase_slug, track_slug)
+    team = user_team(session, user, challenge)
+    if team is None:
+        raise Forbidden("join or create a team in this challenge first")
+    if team.status != "approved":
+        raise Forbidden(f"your team is {team.status}; it cannot submit")
+    now = utcnow()
+    if not phase.is_open(now):
+        raise Forbidden(f"phase '{phase.title}' is not open for submissions")
+    check_limits(session, [team.id], phase, now)  # early answer before the upload; checked again under the lock
+    config = current_app.config
+    max_bytes = min(track.max_upload_bytes, config["MAX_UPLOAD_BYTES"])
+    stored = storage.save_stream(stream, config["STORAGE_DIR"], "submissions", max_bytes)
+    try:
+        session.commit()
+        lock_team(session, team.id)
+        check_limits(session, [team.id], phase, now)
+        sub = Submission(
+            team_id=team.id,
+            user_id=user.id,
+            phase_id=phase.id,
+            track_id=track.id,
+            original_name=_clean_name(filename),
+            stored_path=stored.relpath,
+            sha256=stored.sha256,
+            size=stored.size,
+            note=(note or "")[:500],
+            created_at=now,
+        )
+        session.add(sub)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        storage.resolve(config["STORAGE_DIR"], stored.relpath).unlink(missing_ok=True)
+        raise
+    enqueue(session, sub)
+    return sub
+
+
+def enqueue(session: Session, sub: Submission, actor_id: int | None = None) -> None:
+    """submitted (or rescoring) -> queued, committed before the job exists so a fast worker finds it claimable."""
+    if sub.state == states.SUBMITTED:
+        states.transition(session, sub, states.QUEUED, actor_id=actor_id)
+    session.commit()
+    try:
+        sub.job_id = queue.enqueue_scoring(sub.id, sub.attempts + 1)
+        session.commit()
+    except Exception as exc:  # Redis down: the submission fails and is refunded, the team is told why
+        log.exception("could not enqueue submission %s", sub.id)
+        session.rollback()
+        sub.error = "the scoring queue is unavailable; please submit again later"
+        states.transition(session, sub, states.FAILED, reason=str(exc)[:400])
+        session.commit()
+
+
+def visible_submission(session: Session, user: User | None, submission_id: int) -> Submission:
+    """The submission if the user may see it (a member of its team, or an organizer); else NotFound, so that other
+    teams cannot even learn that it exists."""
+    sub = session.get(Submission, submission_id)
+    if sub is None or user is None:
+        raise NotFound(f"no submission {submission_id}")
+    if user.is_organizer:
+        return sub
+    if (
+        sub.team_id is None
+        or session.scalar(select(Membership.id).where(Membership.team_id == sub.team_id, Membership.user_id == user.id))
+        is None
+    ):
+        raise NotFound(f"no submission {submission_id}")
+    return sub
+
+
+def cancel(session: Session, user: User, submission_id: int) -> Submission:
+    sub = visible_submission(session, user, submission_id)
+    if sub.state != states.QUEUED:
+        raise Conflict(f"only a queued submission can be cancelled; this one is {sub.state}")
+    states.transition(session, sub, states.CANCELLED, actor_id=user.id)
+    session.commit()
+    if sub.job_id:
+        try:
+            from rq.job import Job
+
+            Job.fetch(sub.job_id, connection=queue.connect()).cancel()
+        except Exception:  # the job is gone or already taken: the state check in the job skips it anyway
+            log.info("job %s of cancelled submission %s could not be cancelled in RQ", sub.job_id, sub.id)
+    return sub
+
+
+def select_final(session: Session, user: User, submission_id: int, selected: bool) -> Submission:
+    sub = visible_submission(session, user, submission_id)
+    if sub.is_baseline:
+        raise Invalid("a baseline cannot be a final submission")
+    if selected and sub.state != states.FINISHED:
+        raise Conflict("only a finished submission can be picked for the private leaderboard")
+    if selected and not sub.selected_final:
+        count = session.scalar(
+            select(func.count(Submission.id)).where(
+                Submission.team_id == sub.team_id,
+                Submission.phase_id == sub.phase_id,
+                Submission.track_id == sub.track_id,
+                Submission.selected_final.is_(True),
+            )
+        )
+        if count >= sub.phase.final_count:
+            raise Conflict(f"at most {sub.phase.final_count} final submissions; unpick one first")
+    sub.selected_final = selected
+    session.commit()
+    return sub
+
+
+def team_submissions(session: Session, user: User, challenge: Challenge) -> list[Submission]:
+    team = user_team(session, user, challenge)
+    if team is None:
+        return []
+    return list(session.scalars(select(Submission).where(Submission.team_id == team.id).order_by(Submission.id.desc())))
+
+
+def public_view(sub: Submission) -> dict:
+    """What the submission's team sees (the API's submission object)."""
+    return {
+        "id": sub.id,
+        "state": sub.state,
+        "phase": sub.phase.slug,
+        "track": sub.track.slug,
+        "file_name": sub.original_name,
+        "size": sub.size,
+        "sha256": sub.sha256,
+        "note": sub.note,
+        "created_at": sub.created_at.isoformat() + "Z",
+        "finished_at": sub.finished_at.isoformat() + "Z" if sub.finished_at else None,
+        "metric": sub.track.metric,
+        "public_score": sub.public_score,
+        "scores": (sub.scores or {}).get("public") if sub.state == states.FINISHED else None,
+        "error": sub.error,
+        "error_line": sub.error_line,
+        "selected_final": sub.selected_final,
+        "disqualified_reason": sub.disqualified_reason,
+        "is_baseline": sub.is_baseline,
+    }
+
+
+__all__ = ["ArenaError", "submit", "cancel", "select_final", "visible_submission", "public_view"]

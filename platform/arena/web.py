@@ -1,0 +1,326 @@
+"""HTML pages for participants: plain Jinja forms that work without JavaScript (a little JS polls live status)."""
+
+from __future__ import annotations
+
+import markdown
+import nh3
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, session, url_for
+from markupsafe import Markup
+from sqlalchemy import select
+
+from . import svg
+from .api import board_for, board_rows, csv_response
+from .auth import current_user, log_in, login_required
+from .db import get_session
+from .errors import ArenaError
+from .extensions import limiter, login_limit, upload_limit
+from .leaderboard import rank_history
+from .models import Challenge, Notification, utcnow
+from .services import accounts, submissions, teams
+
+bp = Blueprint("web", __name__)
+
+
+@bp.app_context_processor
+def _globals():
+    return {"current_user": current_user(), "now": utcnow()}
+
+
+@bp.app_template_filter("markdown")
+def _markdown(text: str) -> Markup:
+    return Markup(nh3.clean(markdown.markdown(text or "", extensions=["tables", "fenced_code"])))
+
+
+@bp.app_template_filter("pct")
+def _pct(value) -> str:
+    return "" if value is None else f"{100 * value:.2f}"
+
+
+def _challenge(slug: str) -> Challenge:
+    challenge = get_session().scalar(select(Challenge).where(Challenge.slug == slug))
+    if challenge is None:
+        abort(404)
+    return challenge
+
+
+def _back(endpoint: str, **values):
+    return redirect(url_for(endpoint, **values))
+
+
+@bp.get("/")
+def index():
+    challenges = get_session().scalars(select(Challenge).order_by(Challenge.id)).all()
+    return render_template("index.html", challenges=challenges)
+
+
+@bp.get("/healthz")
+def healthz():
+    return "ok"
+
+
+# --------------------------------------------------------------------------------------------------- accounts
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(login_limit, methods=["POST"])
+def register():
+    if request.method == "POST":
+        try:
+            user = accounts.register(get_session(), request.form.get("email", ""), request.form.get("password", ""))
+        except ArenaError as exc:
+            flash(exc.message, "error")
+            return render_template("register.html"), exc.status
+        log_in(user)
+        flash("Account created. We sent you a link to verify your email.", "info")
+        return _back("web.index")
+    return render_template("register.html")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(login_limit, methods=["POST"])
+def login():
+    if request.method == "POST":
+        try:
+            user = accounts.authenticate(get_session(), request.form.get("email", ""), request.form.get("password", ""))
+        except ArenaError as exc:
+            flash(exc.message, "error")
+            return render_template("login.html"), exc.status
+        log_in(user)
+        target = request.args.get("next", "")
+        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("web.index"))
+    return render_template("login.html")
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return _back("web.index")
+
+
+@bp.get("/verify/<token>")
+def verify(token: str):
+    try:
+        accounts.verify_email(get_session(), token)
+        flash("Your email is verified.", "info")
+    except ArenaError as exc:
+        flash(exc.message, "error")
+    return _back("web.index")
+
+
+@bp.post("/verify/resend")
+@login_required
+def resend_verification():
+    accounts.send_verification(current_user())
+    flash("We sent a new verification link.", "info")
+    return _back("web.account")
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@limiter.limit(login_limit, methods=["POST"])
+def forgot():
+    if request.method == "POST":
+        accounts.request_password_reset(get_session(), request.form.get("email", ""))
+        flash("If an account has this email, we sent it a link to reset the password.", "info")
+        return _back("web.login")
+    return render_template("forgot.html")
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset(token: str):
+    if request.method == "POST":
+        try:
+            accounts.reset_password(get_session(), token, request.form.get("password", ""))
+        except ArenaError as exc:
+            flash(exc.message, "error")
+            return render_template("reset.html"), exc.status
+        flash("Your password is changed; log in with it.", "info")
+        return _back("web.login")
+    return render_template("reset.html")
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    user = current_user()
+    new_token = None
+    if request.method == "POST":
+        try:
+            if request.form.get("revoke"):
+                accounts.revoke_token(get_session(), user, int(request.form["revoke"]))
+                flash("Token revoked.", "info")
+            else:
+                _token, new_token = accounts.create_api_token(get_session(), user, request.form.get("name", ""))
+        except (ArenaError, ValueError) as exc:
+            flash(getattr(exc, "message", str(exc)), "error")
+    notes = (
+        get_session()
+        .scalars(select(Notification).where(Notification.user_id == user.id).order_by(Notification.id.desc()).limit(20))
+        .all()
+    )
+    return render_template(
+        "account.html", tokens=accounts.list_tokens(get_session(), user), new_token=new_token, notifications=notes
+    )
+
+
+# --------------------------------------------------------------------------------------------------- challenges
+
+
+@bp.get("/c/<slug>")
+def challenge(slug: str):
+    challenge = _challenge(slug)
+    user = current_user()
+    team = teams.user_team(get_session(), user, challenge)
+    subs = submissions.team_submissions(get_session(), user, challenge) if team else []
+    return render_template(
+        "challenge.html",
+        challenge=challenge,
+        team=team,
+        submissions=subs,
+        members=teams.members(get_session(), team) if team else [],
+    )
+
+
+@bp.post("/c/<slug>/team")
+@login_required
+def team_action(slug: str):
+    challenge = _challenge(slug)
+    form, user, db = request.form, current_user(), get_session()
+    accept = form.get("accept_rules") == "on"
+    try:
+        action = form.get("action")
+        if action == "create":
+            teams.create_team(db, user, challenge, form.get("name", ""), accept)
+            flash("Team created. Share its invite code with your teammates.", "info")
+        elif action == "join":
+            teams.join_team(db, user, challenge, form.get("invite_code", ""), accept)
+            flash("You joined the team.", "info")
+        elif action == "remove":
+            teams.remove_member(db, user, int(form.get("team_id", 0)), int(form.get("user_id", 0)))
+        elif action == "captain":
+            teams.transfer_captaincy(db, user, int(form.get("team_id", 0)), int(form.get("user_id", 0)))
+        elif action == "merge":
+            teams.merge_teams(db, user, int(form.get("team_id", 0)), form.get("invite_code", ""))
+            flash("The teams are merged.", "info")
+        else:
+            flash("unknown team action", "error")
+    except ArenaError as exc:
+        flash(exc.message, "error")
+    return _back("web.challenge", slug=slug)
+
+
+@bp.post("/c/<slug>/submit")
+@login_required
+@limiter.limit(upload_limit)
+def submit(slug: str):
+    challenge = _challenge(slug)
+    upload = request.files.get("file")
+    try:
+        if upload is None or not upload.filename:
+            flash("choose a file to upload", "error")
+            return _back("web.challenge", slug=slug)
+        phase_slug, _, track_slug = request.form.get("target", "").partition("/")
+        sub = submissions.submit(
+            get_session(),
+            current_user(),
+            challenge,
+            phase_slug,
+            track_slug,
+            upload.stream,
+            upload.filename,
+            request.form.get("note", ""),
+        )
+    except ArenaError as exc:
+        flash(exc.message, "error")
+        return _back("web.challenge", slug=slug)
+    flash(f"Submission {sub.id} is queued for scoring.", "info")
+    return _back("web.submission", submission_id=sub.id)
+
+
+@bp.get("/submissions/<int:submission_id>")
+@login_required
+def submission(submission_id: int):
+    try:
+        sub = submissions.visible_submission(get_session(), current_user(), submission_id)
+    except ArenaError:
+        abort(404)
+    plot = None
+    if sub.curve and sub.state == "finished":
+        if "recall" in sub.curve:
+            plot = svg.pr_curve(sub.curve["recall"], sub.curve["precision"])
+        elif "cmc" in sub.curve:
+            plot = svg.cmc_curve(sub.curve["cmc"])
+    return render_template("submission.html", sub=sub, plot=plot)
+
+
+@bp.get("/submissions/<int:submission_id>/status")
+@login_required
+def submission_status(submission_id: int):
+    """The live status the submission page polls (the same authorization as the page)."""
+    try:
+        sub = submissions.visible_submission(get_session(), current_user(), submission_id)
+    except ArenaError:
+        abort(404)
+    return jsonify(submissions.public_view(sub))
+
+
+@bp.post("/submissions/<int:submission_id>/<action>")
+@login_required
+def submission_action(submission_id: int, action: str):
+    db, user = get_session(), current_user()
+    try:
+        if action == "cancel":
+            submissions.cancel(db, user, submission_id)
+            flash("Submission cancelled; it does not count against your limits.", "info")
+        elif action == "final":
+            submissions.select_final(db, user, submission_id, request.form.get("selected") == "1")
+        else:
+            abort(404)
+    except ArenaError as exc:
+        if exc.status == 404:
+            abort(404)
+        flash(exc.message, "error")
+    return _back("web.submission", submission_id=submission_id)
+
+
+# --------------------------------------------------------------------------------------------------- boards
+
+
+@bp.get("/c/<slug>/<phase_slug>/<track_slug>/leaderboard")
+def leaderboard(slug: str, phase_slug: str, track_slug: str):
+    split = request.args.get("split", "public")
+    try:
+        phase, track, board = board_for(slug, phase_slug, track_slug, split)
+    except ArenaError as exc:
+        if exc.status == 404:
+            abort(404)
+        flash(exc.message, "error")
+        return _back("web.challenge", slug=slug)
+    team = teams.user_team(get_session(), current_user(), phase.challenge)
+    history = None
+    if team is not None:
+        history = svg.rank_history([s.rank for s in rank_history(get_session(), phase, track, team.id)])
+    return render_template(
+        "leaderboard.html",
+        challenge=phase.challenge,
+        phase=phase,
+        track=track,
+        board=board,
+        split=split,
+        my_team=team,
+        history=history,
+        private_visible=phase.private_visible(utcnow()),
+    )
+
+
+@bp.get("/c/<slug>/<phase_slug>/<track_slug>/leaderboard.<fmt>")
+def leaderboard_export(slug: str, phase_slug: str, track_slug: str, fmt: str):
+    split = request.args.get("split", "public")
+    try:
+        _phase, _track, board = board_for(slug, phase_slug, track_slug, split)
+    except ArenaError as exc:
+        return jsonify(exc.to_dict()), exc.status
+    if fmt == "csv":
+        return csv_response(board, f"{slug}-{phase_slug}-{track_slug}-{split}.csv")
+    if fmt == "json":
+        return jsonify({"split": split, "metric": board.metric, "rows": board_rows(board)})
+    abort(404)

@@ -1,0 +1,161 @@
+"""Organizer pages: challenges (bundle load), phases, labels, rescoring, moderation, baselines, audit log, queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from . import queue as arena_queue
+from .auth import current_user
+from .db import get_session
+from .errors import ArenaError, Invalid
+from .models import AuditEvent, Challenge, Phase, Submission, Team, Track, utcnow
+from .services import admin
+from .services.challenges import load_bundle
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def organizer_required(view):
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        user = current_user()
+        if user is None:
+            return redirect(url_for("web.login", next=request.full_path))
+        if not user.is_organizer:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _challenge(slug: str) -> Challenge:
+    challenge = get_session().scalar(select(Challenge).where(Challenge.slug == slug))
+    if challenge is None:
+        abort(404)
+    return challenge
+
+
+@bp.route("/", methods=["GET", "POST"])
+@organizer_required
+def index():
+    if request.method == "POST":
+        upload = request.files.get("bundle")
+        text = upload.read().decode("utf-8", "replace") if upload and upload.filename else request.form.get("yaml", "")
+        try:
+            loaded = load_bundle(get_session(), text, None, actor_id=current_user().id)
+            flash(f"Loaded challenge '{loaded.slug}'.", "info")
+        except ArenaError as exc:
+            flash(exc.message, "error")
+    challenges = get_session().scalars(select(Challenge).order_by(Challenge.id)).all()
+    return render_template("admin/index.html", challenges=challenges)
+
+
+@bp.get("/c/<slug>")
+@organizer_required
+def challenge(slug: str):
+    challenge = _challenge(slug)
+    db = get_session()
+    teams = db.scalars(select(Team).where(Team.challenge_id == challenge.id).order_by(Team.id)).all()
+    subs = db.scalars(
+        select(Submission)
+        .join(Phase)
+        .where(Phase.challenge_id == challenge.id)
+        .order_by(Submission.id.desc())
+        .limit(200)
+    ).all()
+    return render_template("admin/challenge.html", challenge=challenge, teams=teams, submissions=subs)
+
+
+def _parse_time(value: str, field: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise Invalid(f"'{value}' is not a date-time (YYYY-MM-DD HH:MM)", field=field) from None
+
+
+@bp.post("/c/<slug>/action")
+@organizer_required
+def action(slug: str):
+    challenge = _challenge(slug)
+    db, actor, form = get_session(), current_user(), request.form
+    what = form.get("what", "")
+    try:
+        if what == "phase":
+            phase = admin.get_or_404(db, Phase, int(form.get("phase_id", 0)))
+            changes = {
+                "starts_at": _parse_time(form.get("starts_at", ""), "starts_at"),
+                "ends_at": _parse_time(form.get("ends_at", ""), "ends_at"),
+                "closed": form.get("closed") == "on",
+                "private_revealed": form.get("private_revealed") == "on",
+            }
+            admin.update_phase(db, actor, phase, changes, form.get("reason"))
+        elif what == "labels":
+            track = admin.get_or_404(db, Track, int(form.get("track_id", 0)))
+            upload = request.files.get("file")
+            if upload is None or not upload.filename:
+                raise Invalid("choose a label file", field="file")
+            admin.store_labels(db, track, form.get("kind", ""), upload.stream, actor_id=actor.id)
+        elif what == "rescore":
+            track = admin.get_or_404(db, Track, int(form.get("track_id", 0)))
+            count = admin.rescore_track(db, track, actor.id, form.get("reason") or "rescore requested")
+            flash(f"{count} submissions are being rescored.", "info")
+        elif what == "team":
+            team = admin.get_or_404(db, Team, int(form.get("team_id", 0)))
+            admin.moderate_team(db, actor, team, form.get("action", ""), form.get("reason"))
+        elif what == "disqualify":
+            sub = admin.get_or_404(db, Submission, int(form.get("submission_id", 0)))
+            admin.disqualify(db, actor, sub, form.get("reason"))
+        elif what == "baseline":
+            phase = admin.get_or_404(db, Phase, int(form.get("phase_id", 0)))
+            track = db.scalar(
+                select(Track).where(Track.challenge_id == challenge.id, Track.slug == form.get("track", ""))
+            )
+            upload = request.files.get("file")
+            if track is None or upload is None or not upload.filename:
+                raise Invalid("choose a track and a file")
+            admin.post_baseline(
+                db, actor, phase, track, upload.stream, upload.filename, form.get("name", ""), form.get("note", "")
+            )
+        else:
+            raise Invalid(f"unknown action '{what}'")
+        flash("Done.", "info")
+    except (ArenaError, ValueError) as exc:
+        flash(getattr(exc, "message", str(exc)), "error")
+    return redirect(url_for("admin.challenge", slug=slug))
+
+
+@bp.get("/audit")
+@organizer_required
+def audit_log():
+    events = get_session().scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(500)).all()
+    return render_template("admin/audit.html", events=events)
+
+
+@bp.get("/queue")
+@organizer_required
+def queue_page():
+    from rq import Worker
+
+    db = get_session()
+    by_state = {
+        state: db.scalars(
+            select(Submission).where(Submission.state == state).order_by(Submission.id.desc()).limit(100)
+        ).all()
+        for state in ("queued", "running", "rescoring", "failed")
+    }
+    info = {"error": None, "workers": [], "queued": 0, "started": 0, "failed": 0}
+    try:
+        q = arena_queue.queue()
+        info["queued"], info["started"] = q.count, q.started_job_registry.count
+        info["failed"] = q.failed_job_registry.count
+        info["workers"] = [
+            {"name": w.name, "state": w.get_state(), "heartbeat": w.last_heartbeat}
+            for w in Worker.all(connection=arena_queue.connect())
+        ]
+    except Exception as exc:  # Redis down: the page still shows the database's view
+        info["error"] = f"the queue cannot be reached: {exc}"
+    return render_template("admin/queue.html", by_state=by_state, info=info, now=utcnow())

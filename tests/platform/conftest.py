@@ -1,0 +1,139 @@
+"""Fixtures of the platform tests: every app-level test runs twice, on SQLite (a fresh file per test) and on the
+PostgreSQL of this machine (a fresh schema per test session, built by the Alembic migrations, emptied per test);
+the queue is the real Redis at 127.0.0.1:6379 (database 13, flushed before and after each test)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from arena import create_app  # noqa: E402
+from arena.db import make_engine  # noqa: E402
+from arena.models import Base  # noqa: E402
+from arena_testkit import Data, load_challenge, make_data, make_user, token_for  # noqa: E402
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@pytest.fixture(scope="session")
+def postgres_engine():
+    """An engine whose search_path is a schema of its own, migrated with Alembic once; dropped at the end."""
+    schema = f"arena_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # no server: the postgres half of the suite cannot run here
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
+    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    from alembic import command
+    from arena.cli import alembic_config
+
+    config = alembic_config(POSTGRES_URL)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def _empty(engine) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'arena.db'}")
+        Base.metadata.create_all(engine)
+        yield engine
+        engine.dispose()
+    else:
+        engine = request.getfixturevalue("postgres_engine")
+        _empty(engine)
+        yield engine
+
+
+@pytest.fixture
+def redis_conn():
+    from redis import Redis
+
+    conn = Redis.from_url(REDIS_URL)
+    try:
+        conn.ping()
+    except Exception as exc:
+        pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def app(engine, redis_conn, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARENA_INSTANCE", str(tmp_path / "instance"))
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret",
+            "DATABASE_URL": str(engine.url),
+            "ENGINE": engine,
+            "REDIS_URL": REDIS_URL,
+            "STORAGE_DIR": str(tmp_path / "storage"),
+            "WTF_CSRF_ENABLED": False,
+            "RATELIMIT_ENABLED": False,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "HEARTBEAT_SECONDS": 0.05,
+        }
+    )
+    app.extensions["arena.redis"] = redis_conn
+    yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app):
+    from arena.db import get_session
+
+    with app.app_context():
+        yield get_session()
+
+
+# --------------------------------------------------------------------------------------------------- data
+
+
+@pytest.fixture
+def data(tmp_path) -> Data:
+    return make_data(tmp_path / "bundle")
+
+
+@pytest.fixture
+def challenge(app, db, data):
+    """The tiny challenge loaded from its bundle folder (with labels)."""
+    return load_challenge(db, data)
+
+
+@pytest.fixture
+def team_user(db, client, challenge):
+    """(user, headers, team) of a verified user captaining team 'Alpha'."""
+    from arena.services import teams
+
+    user = make_user(db, "alice@example.com")
+    team = teams.create_team(db, user, challenge, "Alpha", True)
+    return user, token_for(db, user), team
