@@ -1,0 +1,154 @@
+"""Rank-1 and CMC against an independent brute-force official scorer, numpy against faiss, and the rounding rule
+that makes them agree (scorer.search)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scorer import recognition, search
+from scorer.recognition import cmc, evaluate_recognition
+from tests.scorer._rec_reference import brute_force_cmc, make_labels, recognition_problems
+
+KS = (1, 2, 3, 5)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=recognition_problems())
+def test_cmc_equals_the_official_argsort_walk_with_ties_as_misses(problem):
+    label_array, features = problem
+    labels = make_labels(label_array)
+    expected = brute_force_cmc(labels, features, KS)
+    for backend in ("numpy", "faiss"):
+        assert cmc(labels, features, ks=KS, backend=backend, block_size=3) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(problem=recognition_problems(), data=st.data())
+def test_a_split_equals_the_argsort_walk_over_its_identities(problem, data):
+    label_array, features = problem
+    present = sorted(set(label_array[label_array >= 0].tolist()))
+    subset = data.draw(st.lists(st.sampled_from(present), unique=True) if present else st.just([]))
+    labels = make_labels(label_array)
+    expected = brute_force_cmc(labels, features, KS, identities=subset)
+    assert cmc(labels, features, ks=KS, identities=subset) == expected
+
+
+def _clustered(rng, identities, per_identity, distractors, dim, noise):
+    labels = np.r_[np.repeat(np.arange(identities), per_identity), -np.ones(distractors, np.int64)]
+    centres = rng.standard_normal((identities, dim))
+    features = rng.standard_normal((len(labels), dim)) * noise
+    features[labels >= 0] += centres[labels[labels >= 0]]
+    return labels, features
+
+
+@pytest.mark.parametrize("dim", [8, 64, 300])
+def test_numpy_and_faiss_backends_agree_on_random_inputs(dim):
+    rng = np.random.default_rng(dim)
+    labels, features = _clustered(rng, identities=60, per_identity=4, distractors=700, dim=dim, noise=1.3)
+    scores = {
+        backend: evaluate_recognition(make_labels(labels), features.astype(np.float32), backend=backend, block_size=50)
+        for backend in ("numpy", "faiss")
+    }
+    assert scores["numpy"].to_dict() == scores["faiss"].to_dict()
+    assert 0.0 < scores["numpy"].rank1 < 1.0
+    assert scores["numpy"].cmc == brute_force_cmc(make_labels(labels), features.astype(np.float32), (1, 5, 10))
+
+
+def test_near_ties_below_float32_resolution_are_decided_exactly_by_both_backends():
+    # each distractor is a mate moved by ~1e-9: float32 cannot tell them apart, float64 can; faiss's answers fall
+    # in its error band and are recomputed canonically
+    rng = np.random.default_rng(7)
+    labels, features = _clustered(rng, identities=40, per_identity=3, distractors=40, dim=32, noise=0.7)
+    mates = np.flatnonzero(labels >= 0)[::3]
+    distractors = np.flatnonzero(labels < 0)
+    features[distractors] = features[mates] + rng.standard_normal((40, 32)) * 1e-9
+    expected = brute_force_cmc(make_labels(labels), features, (1, 2, 3))
+    assert 0.0 < expected["1"] < 1.0
+    for backend in ("numpy", "faiss"):
+        assert cmc(make_labels(labels), features, ks=(1, 2, 3), backend=backend) == expected
+
+
+def test_auto_picks_a_backend_with_the_same_result():
+    rng = np.random.default_rng(1)
+    labels, features = _clustered(rng, identities=30, per_identity=5, distractors=200, dim=16, noise=1.0)
+    assert cmc(make_labels(labels), features, backend="auto") == cmc(make_labels(labels), features, backend="numpy")
+    assert search.resolve_backend("auto", 10) == "numpy"
+    assert search.resolve_backend("auto", search.AUTO_FAISS_MIN_PRODUCTS) == "faiss"
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 4096])
+def test_the_block_size_does_not_change_the_result(block_size):
+    rng = np.random.default_rng(2)
+    labels, features = _clustered(rng, identities=20, per_identity=4, distractors=300, dim=24, noise=1.2)
+    features[-5:] = features[-6]  # duplicated distractors
+    expected = brute_force_cmc(make_labels(labels), features, (1, 5, 10))
+    for backend in ("numpy", "faiss"):
+        assert cmc(make_labels(labels), features, backend=backend, block_size=block_size) == expected
+
+
+def test_identities_too_large_for_a_gram_block_are_scored_row_by_row_with_the_same_result(monkeypatch):
+    rng = np.random.default_rng(4)
+    labels, features = _clustered(rng, identities=12, per_identity=5, distractors=50, dim=8, noise=1.5)
+    labels[:3] = 99  # sizes 3, 2 and 5
+    expected = brute_force_cmc(make_labels(labels), features, (1, 5))
+    assert cmc(make_labels(labels), features, ks=(1, 5)) == expected
+    monkeypatch.setattr(recognition, "_MAX_GRAM_SIZE", 2)  # sizes 3 and 5 now go row by row
+    assert cmc(make_labels(labels), features, ks=(1, 5)) == expected
+
+
+# --------------------------------------------------------------------------------------------------- the rule
+
+
+@pytest.mark.parametrize(("backend", "dtype"), [("numpy", np.float64), ("faiss", np.float32)])
+def test_approximate_similarities_stay_within_the_error_bound_of_the_canonical_ones(backend, dtype):
+    rng = np.random.default_rng(9)
+    dim = 512
+    probes = rng.standard_normal((50, dim)) * rng.uniform(0.01, 100, (50, 1))
+    distractors = rng.standard_normal((400, dim))
+    counts = np.ones(400, dtype=np.int64)
+    ks = (1, 5)
+    approx, bound = search.approximate_kth(
+        search.unit_rows(probes), search.unit_rows(distractors), counts, ks, backend=backend
+    )
+    exact_unit_probes = search.canonical_unit(probes)
+    exact_unit_distractors = search.canonical_unit(distractors)
+    canonical = np.array(
+        [
+            search.canonical_dot(np.repeat(exact_unit_probes[i : i + 1], 400, axis=0), exact_unit_distractors)
+            for i in range(50)
+        ]
+    )
+    exact_kth = -np.sort(-canonical, axis=1)[:, [0, 4]]
+    assert bound == search.error_bound(dim, search.UNIT_ROUNDOFF[np.dtype(dtype)])
+    assert np.abs(approx - exact_kth).max() <= bound + search.error_bound(dim, 2.0**-53)
+
+
+def test_the_canonical_cosine_of_equal_rows_is_equal_wherever_they_sit():
+    rng = np.random.default_rng(3)
+    row = rng.standard_normal(97)
+    others = rng.standard_normal((3, 97))
+    features = np.vstack([others[:1], row, others[1:], row, row * 4.0, row])  # rows 1, 4, 5, 6: one direction
+    shifted = np.ascontiguousarray(features[:, 1:])  # another length and alignment in memory
+    for matrix in (features, shifted):
+        cosines = search.canonical_cosine(matrix, np.array([0, 0, 0, 0, 2, 2]), np.array([1, 4, 5, 6, 4, 6]))
+        assert cosines[0] == cosines[1] == cosines[2] == cosines[3]
+        assert cosines[4] == cosines[5]
+
+
+def test_the_canonical_cosine_is_close_to_the_true_cosine():
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((2, 200, 64))
+    true = np.einsum("ij,ij->i", x, y) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+    cosines = search.canonical_cosine(np.vstack([x, y]), np.arange(200), np.arange(200, 400))
+    assert np.abs(cosines - true).max() <= 2 * search.error_bound(64, 2.0**-53)
+
+
+def test_identical_distractors_are_merged_with_their_counts():
+    features = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [-0.0, 1.0], [3.0, 3.0], [1.0, 2.0]])
+    merged = search.distinct_distractors(features, np.array([0, 1, 2, 3, 5]))
+    assert merged.rows.tolist() == [0, 1]
+    assert merged.counts.tolist() == [3, 2]
+    assert merged.total == 5
