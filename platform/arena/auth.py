@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import g, redirect, request, session, url_for
+from flask import redirect, request, session, url_for
 
 from .db import get_session
 from .errors import Unauthorized
@@ -13,15 +13,15 @@ from .services import accounts
 
 
 def current_user() -> User | None:
-    if "user" not in g:
+    if "arena.user" not in request.environ:
         user = None
         header = request.headers.get("Authorization", "")
         if header.lower().startswith("bearer "):
             user = accounts.user_for_token(get_session(), header[7:].strip())
         elif session.get("user_id") is not None:
             user = get_session().get(User, session["user_id"])
-        g.user = user
-    return g.user
+        request.environ["arena.user"] = user
+    return request.environ["arena.user"]
 
 
 def api_user() -> User:

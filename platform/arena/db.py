@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,11 +28,18 @@ def init_app(app: Flask, engine: Engine | None = None) -> None:
     engine = engine or make_engine(app.config["DATABASE_URL"])
     app.extensions["arena.engine"] = engine
     app.extensions["arena.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_request(_close_request_session)
     app.teardown_appcontext(_close_session)
 
 
 def get_session() -> Session:
-    """The session of the current app context (one per request or job), created on first use."""
+    """The session of the current request, else of the current app context (a job, a CLI command), created on
+    first use. Keyed on the request itself: a request never shares a session with an app context around it."""
+    if has_request_context():
+        session = request.environ.get("arena.db_session")
+        if session is None:
+            session = request.environ["arena.db_session"] = current_app.extensions["arena.sessionmaker"]()
+        return session
     if "db_session" not in g:
         g.db_session = current_app.extensions["arena.sessionmaker"]()
     return g.db_session
@@ -41,6 +48,12 @@ def get_session() -> Session:
 def new_session() -> Session:
     """A session apart from the request's (for threads and the concurrency-sensitive paths)."""
     return current_app.extensions["arena.sessionmaker"]()
+
+
+def _close_request_session(_exc) -> None:
+    session = request.environ.pop("arena.db_session", None)
+    if session is not None:
+        session.close()
 
 
 def _close_session(_exc) -> None:

@@ -19,11 +19,15 @@ from ..errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from ..models import ApiToken, User, utcnow
 
 log = logging.getLogger(__name__)
-_HASHER = PasswordHasher()
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "arena_"
 LINK_AGE = {"verify": 7 * 24 * 3600, "reset": 3600}
+
+
+def _hasher() -> PasswordHasher:
+    """argon2id with the library's defaults, or ARGON2 config parameters (the tests use cheap ones)."""
+    return PasswordHasher(**current_app.config.get("ARGON2", {}))
 
 
 def normalise_email(email: str) -> str:
@@ -38,7 +42,7 @@ def register(session: Session, email: str, password: str) -> User:
         raise Invalid(f"the password must have at least {MIN_PASSWORD} characters", field="password")
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("an account with this email exists already", field="email")
-    user = User(email=email, password_hash=_HASHER.hash(password))
+    user = User(email=email, password_hash=_hasher().hash(password))
     session.add(user)
     session.commit()
     send_verification(user)
@@ -48,10 +52,10 @@ def register(session: Session, email: str, password: str) -> User:
 def authenticate(session: Session, email: str, password: str) -> User:
     user = session.scalar(select(User).where(User.email == normalise_email(email)))
     if user is None:
-        _HASHER.hash(password or "x")  # same cost whether the account exists or not
+        _hasher().hash(password or "x")  # same cost whether the account exists or not
         raise Unauthorized("wrong email or password")
     try:
-        _HASHER.verify(user.password_hash, password or "")
+        _hasher().verify(user.password_hash, password or "")
     except (VerificationError, InvalidHashError):
         raise Unauthorized("wrong email or password") from None
     return user
@@ -104,7 +108,7 @@ def reset_password(session: Session, token: str, password: str) -> User:
     user = _user_from_token(session, token, "reset")
     if len(password or "") < MIN_PASSWORD:
         raise Invalid(f"the password must have at least {MIN_PASSWORD} characters", field="password")
-    user.password_hash = _HASHER.hash(password)
+    user.password_hash = _hasher().hash(password)
     session.commit()
     return user
 
