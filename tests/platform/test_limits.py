@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from arena_testkit import load_challenge, make_user, run_worker, token_for, upload
-
 from arena import limits, states
 from arena.errors import LimitReached
 from arena.models import Submission
 from arena.services import teams
+from arena_testkit import load_challenge, make_user, run_worker, token_for, upload
 
 pytestmark = pytest.mark.redis
 

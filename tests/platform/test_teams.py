@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from arena_testkit import load_challenge, make_user, token_for, upload
-
 from arena.errors import Conflict, Forbidden, Invalid, NotFound
 from arena.models import Membership, Submission
 from arena.services import teams
+from arena_testkit import load_challenge, make_user, token_for, upload
 
 pytestmark = pytest.mark.redis
 
