@@ -28,8 +28,11 @@ def _arena_error(exc: ArenaError):
     return jsonify(exc.to_dict()), exc.status
 
 
-@bp.errorhandler(HTTPException)
+@bp.app_errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
+    """JSON under /api/ (unknown routes and methods included); the usual HTML page elsewhere."""
+    if not request.path.startswith("/api/"):
+        return exc
     return jsonify({"error": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
 
 

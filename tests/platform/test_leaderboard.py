@@ -1,0 +1,161 @@
+"""Leaderboards: best (or latest) per team, ties to the earlier submission, baselines marked, private hidden until
+the phase ends, final picks, exports, rank history."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from arena import states
+from arena.leaderboard import leaderboard
+from arena.models import Submission, Team
+from arena.services import teams
+from arena_testkit import make_user, run_worker, token_for, upload
+
+pytestmark = pytest.mark.redis
+
+
+def _finished(db, team, phase, track, public, private, minute, **kw) -> Submission:
+    sub = Submission(
+        team_id=team.id if team else None,
+        phase_id=phase.id,
+        track_id=track.id,
+        state=states.FINISHED,
+        public_score=public,
+        private_score=private,
+        scores={"public": {"ap50": public}, "private": {"ap50": private}},
+        created_at=dt.datetime(2024, 1, 1, 0, minute),
+        **kw,
+    )
+    db.add(sub)
+    db.commit()
+    return sub
+
+
+@pytest.fixture
+def board_setup(db, challenge):
+    users = [make_user(db, f"u{i}@example.com") for i in range(3)]
+    team_list = [teams.create_team(db, u, challenge, f"Team {i}", True) for i, u in enumerate(users)]
+    return challenge, challenge.phases[0], challenge.tracks[0], team_list
+
+
+def test_best_submission_per_team_with_ties_to_the_earlier_one(db, board_setup):
+    _c, phase, track, (a, b, c) = board_setup
+    _finished(db, a, phase, track, 0.5, 0.5, 1)
+    best_a = _finished(db, a, phase, track, 0.8, 0.1, 2)
+    _finished(db, b, phase, track, 0.8, 0.9, 3)  # same score, later: ranked after a
+    _finished(db, c, phase, track, 0.9, 0.2, 4)
+    rows = leaderboard(db, phase, track, "public").rows
+    assert [(r.rank, r.name) for r in rows] == [(1, "Team 2"), (2, "Team 0"), (3, "Team 1")]
+    assert rows[1].submission_id == best_a.id
+
+
+def test_latest_ranking_takes_each_teams_newest_submission(db, board_setup):
+    _c, phase, track, (a, *_rest) = board_setup
+    phase.ranking = "latest"
+    db.commit()
+    _finished(db, a, phase, track, 0.9, 0.9, 1)
+    newest = _finished(db, a, phase, track, 0.3, 0.3, 2)
+    (row,) = leaderboard(db, phase, track, "public").rows
+    assert row.submission_id == newest.id
+
+
+@pytest.mark.parametrize("excluded", ["failed", "disqualified", "hidden", "banned"])
+def test_failed_disqualified_hidden_and_banned_are_not_on_the_board(db, board_setup, excluded):
+    _c, phase, track, (a, *_rest) = board_setup
+    sub = _finished(db, a, phase, track, 0.9, 0.9, 1)
+    if excluded == "failed":
+        sub.state = states.FAILED
+    elif excluded == "disqualified":
+        sub.disqualified_reason = "copied"
+    elif excluded == "hidden":
+        a.hidden = True
+    else:
+        a.status = "banned"
+    db.commit()
+    assert leaderboard(db, phase, track, "public").rows == ()
+
+
+def test_baselines_are_marked_rows_that_take_no_rank(db, board_setup):
+    _c, phase, track, (a, b, _c2) = board_setup
+    _finished(db, a, phase, track, 0.9, 0.9, 1)
+    _finished(db, None, phase, track, 0.7, 0.7, 2, is_baseline=True, baseline_name="ArcFace R50")
+    _finished(db, b, phase, track, 0.5, 0.5, 3)
+    rows = leaderboard(db, phase, track, "public").rows
+    assert [(r.rank, r.name, r.is_baseline) for r in rows] == [
+        (1, "Team 0", False),
+        (None, "ArcFace R50", True),
+        (2, "Team 1", False),
+    ]
+
+
+def test_private_board_uses_the_picked_finals_else_the_best_public_ones(db, board_setup):
+    _c, phase, track, (a, b, _c2) = board_setup
+    phase.final_count = 1
+    db.commit()
+    _finished(db, a, phase, track, 0.9, 0.1, 1)  # best public of a: its default final
+    _finished(db, a, phase, track, 0.5, 0.95, 2)  # better private, but not picked
+    _finished(db, b, phase, track, 0.6, 0.3, 3)
+    picked = _finished(db, b, phase, track, 0.4, 0.8, 4, selected_final=True)
+    rows = leaderboard(db, phase, track, "private").rows
+    assert [(r.name, r.score) for r in rows] == [("Team 1", 0.8), ("Team 0", 0.1)]
+    assert rows[0].submission_id == picked.id
+
+
+def test_private_split_is_hidden_until_the_phase_ends_or_is_revealed(client, db, board_setup):
+    _c, phase, track, (a, *_rest) = board_setup
+    _finished(db, a, phase, track, 0.9, 0.9, 1)
+    url = "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard?split=private"
+    hidden = client.get(url)
+    assert hidden.status_code == 403 and "hidden" in hidden.get_json()["message"]
+    assert client.get("/c/tiny/dev/detection/leaderboard.csv?split=private").status_code == 403
+    phase.private_revealed = True
+    db.commit()
+    assert client.get(url).get_json()["rows"][0]["score"] == 0.9
+    phase.private_revealed, phase.ends_at = False, dt.datetime(2001, 1, 1)
+    phase.starts_at = dt.datetime(2000, 1, 1)
+    db.commit()
+    assert client.get(url).status_code == 200
+
+
+def test_csv_and_json_exports(client, db, board_setup):
+    _c, phase, track, (a, b, _c2) = board_setup
+    _finished(db, a, phase, track, 0.9, 0.9, 1)
+    _finished(db, None, phase, track, 0.7, 0.7, 2, is_baseline=True, baseline_name="Baseline one")
+    text = client.get("/c/tiny/dev/detection/leaderboard.csv").get_data(as_text=True)
+    lines = text.strip().splitlines()
+    assert lines[0] == "rank,name,baseline,ap50,submission_id,submitted_at"
+    assert lines[1].startswith("1,Team 0,0,0.900000") and lines[2].startswith(",Baseline one,1,0.700000")
+    rows = client.get("/c/tiny/dev/detection/leaderboard.json").get_json()["rows"]
+    assert [r["rank"] for r in rows] == [1, None]
+
+
+def test_rank_history_follows_the_scored_submissions(app, client, db, data, challenge, team_user):
+    _user, headers, team = team_user
+    other = make_user(db, "o@example.com")
+    teams.create_team(db, other, challenge, "Other", True)
+    upload(client, headers, data.detection_csv(quality=0.5))
+    run_worker(app)
+    upload(client, token_for(db, other), data.detection_csv())
+    run_worker(app)
+    history = client.get(f"/api/v1/challenges/tiny/phases/dev/tracks/detection/history/{team.id}").get_json()
+    assert [h["rank"] for h in history] == [1, 2]
+    page = client.get("/c/tiny/dev/detection/leaderboard", headers=headers)
+    assert page.status_code == 200
+
+
+def test_a_hidden_team_has_no_public_history(client, db, board_setup):
+    _c, _phase, _track, (a, *_rest) = board_setup
+    db.get(Team, a.id).hidden = True
+    db.commit()
+    assert client.get(f"/api/v1/challenges/tiny/phases/dev/tracks/detection/history/{a.id}").status_code == 404
+
+
+def test_final_picks_are_capped(client, db, board_setup, team_user):
+    _c, phase, track, _teams = board_setup
+    _user, headers, team = team_user
+    ids = [_finished(db, team, phase, track, 0.1 * i, 0.1, i).id for i in range(1, 4)]
+    for sub_id in ids[:2]:
+        assert client.post(f"/api/v1/submissions/{sub_id}/final", headers=headers, json={}).status_code == 200
+    third = client.post(f"/api/v1/submissions/{ids[2]}/final", headers=headers, json={})
+    assert third.status_code == 409 and "at most 2" in third.get_json()["message"]
