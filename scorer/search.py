@@ -47,7 +47,7 @@ BACKENDS = ("auto", "numpy", "faiss")
 UNIT_ROUNDOFF = {np.dtype(np.float64): 2.0**-53, np.dtype(np.float32): 2.0**-24}
 DEFAULT_BLOCK_SIZE = 4096  # probes per block
 BLOCK_ELEMENTS = 2**22  # the numpy GEMM's buffer: block × tile <= this many float64 (32 MiB)
-AUTO_FAISS_MIN_PRODUCTS = 4_000_000  # probes × distractors above which "auto" picks faiss (see BENCHMARKS.md)
+AUTO_FAISS_MIN_PRODUCTS = 1_000_000  # probes × distractors from which "auto" picks faiss (measured crossover)
 _CANONICAL_CHUNK = 16384  # rows per chunk of the canonical loops
 
 
