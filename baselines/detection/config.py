@@ -74,6 +74,11 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     kind = _FIELDS[key].type
     allowed = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "str | None": (str, type(None))}
     types = allowed[kind]
+    if kind == "float" and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool) and bool not in types:
         raise ConfigError(f"{source}: '{key}' must be {kind}, not a boolean")
     if not isinstance(value, types):

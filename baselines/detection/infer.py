@@ -39,7 +39,8 @@ def _batch(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
     height, width = -(-height // PAD_MULTIPLE) * PAD_MULTIPLE, -(-width // PAD_MULTIPLE) * PAD_MULTIPLE
     batch = torch.zeros(len(images), 3, height, width, dtype=torch.uint8)
     for k, image in enumerate(images):
-        batch[k, :, : image.shape[0], : image.shape[1]] = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        pixels = image if image.flags.writeable else image.copy()  # torch wants a writable array
+        batch[k, :, : image.shape[0], : image.shape[1]] = torch.from_numpy(pixels).permute(2, 0, 1)
     return batch.to(device, non_blocking=True).float().div_(255)
 
 
@@ -77,14 +78,15 @@ def detect(
     boxes, scores = boxes.cpu().double().numpy(), scores.cpu().double().numpy()
     results = []
     for k, (image, (_, sx, sy)) in enumerate(zip(images, prepared, strict=True)):
-        keep = scores[k] >= score_threshold
-        b = boxes[k][keep].copy()
-        b[:, 2:] += 1  # half-open, scaled back, clipped, then inclusive again
-        b[:, [0, 2]] /= sx
-        b[:, [1, 3]] /= sy
-        b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, image.shape[1])
-        b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, image.shape[0])
-        b[:, 2:] -= 1
-        b[:, 2:] = np.maximum(b[:, 2:], b[:, :2])  # a box squeezed by clipping stays valid (x2 >= x1)
+        b = boxes[k].copy()
+        b[:, 2:] += 1  # half-open, scaled back, clipped to the image, then inclusive again
+        b[:, [0, 2]] = np.clip(b[:, [0, 2]] / sx, 0, image.shape[1])
+        b[:, [1, 3]] = np.clip(b[:, [1, 3]] / sy, 0, image.shape[0])
+        # a peak in the padding (or a box squeezed to nothing by the clipping) is no detection
+        keep = (scores[k] >= score_threshold) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        b = b[keep]
+        b[:, 0] = np.minimum(b[:, 0], image.shape[1] - 1)
+        b[:, 1] = np.minimum(b[:, 1], image.shape[0] - 1)
+        b[:, 2:] = np.maximum(b[:, 2:] - 1, b[:, :2])  # x2 >= x1 even for a box under one pixel wide
         results.append(ImageDetections(b, scores[k][keep]))
     return results
