@@ -165,28 +165,45 @@ def _count_hits(
     )
     mate = _mate_cosines(labelled_unit, labels.labels[rows], inverse[:, 0], inverse[:, 1])
     exact64 = search.error_bound(dim, search.UNIT_ROUNDOFF[np.dtype(np.float64)])
-    kth_error = kth_bound + exact64  # |approximate k-th − canonical k-th|
-    mate_error = 2 * exact64  # |einsum cosine − canonical cosine|
+    kth_error = np.full(len(probes), kth_bound + exact64)  # |approximate k-th − canonical k-th|, per probe
+    mate_error = 2 * exact64  # |Gram-block cosine − canonical cosine|
 
-    margin = mate[:, None] - kth[probe_of_pair]  # (P, len(ks)); +inf where fewer than k distractors
-    sure = np.abs(margin) > kth_error + mate_error
-    hit = margin > 0
-    unsure_pairs = np.flatnonzero(~sure.all(axis=1))
-    if len(unsure_pairs):
-        unsure_probes, slot = np.unique(probe_of_pair[unsure_pairs], return_inverse=True)
+    hit = np.empty((len(pairs), len(ks)), dtype=bool)
+    unsure = _decide(hit, np.arange(len(pairs)), mate, kth, kth_error, probe_of_pair, mate_error)
+    if len(unsure) and chosen != "numpy":
+        # a float32 band: redo these probes' search in float64 first (a band ~1e9 times narrower)
+        redo = np.unique(probe_of_pair[unsure])
+        kth[redo], bound64 = search.approximate_kth(
+            labelled_unit[probe_slot[redo]],
+            distractor_unit,
+            distractors.counts,
+            ks,
+            backend="numpy",
+            block_size=block_size,
+        )
+        kth_error[redo] = bound64 + exact64
+        log.debug("%d of %d pairs re-searched in float64 (%d probes)", len(unsure), len(pairs), len(redo))
+        unsure = _decide(hit, unsure, mate, kth, kth_error, probe_of_pair, mate_error)
+    if len(unsure):
+        unsure_probes, slot = np.unique(probe_of_pair[unsure], return_inverse=True)
         deepest = int(np.argmax(ks))  # the max(ks)-th value is the lowest: its bound covers every k
-        lower = kth[unsure_probes, deepest] - kth_error
-        exact_kth = search.exact_kth(
-            features, probes[unsure_probes], distractors, distractor_unit, lower, ks, block_size=block_size
-        )
-        exact_mate = search.canonical_cosine(features, pairs[unsure_pairs, 0], pairs[unsure_pairs, 1])
-        exact_hit = exact_mate[:, None] > exact_kth[slot]
-        hit[unsure_pairs] = np.where(sure[unsure_pairs], hit[unsure_pairs], exact_hit)
-        log.debug(
-            "%d of %d pairs recomputed canonically (%d probes)", len(unsure_pairs), len(pairs), len(unsure_probes)
-        )
+        lower = kth[unsure_probes, deepest] - kth_error[unsure_probes]
+        exact_kth = search.exact_kth(features, probes[unsure_probes], distractors, distractor_unit, lower, ks)
+        exact_mate = search.canonical_cosine(features, pairs[unsure, 0], pairs[unsure, 1])
+        hit[unsure] = exact_mate[:, None] > exact_kth[slot]  # canonical decisions agree with the sure ones
+        log.debug("%d of %d pairs recomputed canonically (%d probes)", len(unsure), len(pairs), len(unsure_probes))
     hits[:] = hit.sum(axis=0)
     return hits
+
+
+def _decide(hit, chosen, mate, kth, kth_error, probe_of_pair, mate_error) -> np.ndarray:
+    """Fill hit[chosen] (bool (P, len(ks))) from approximate values; return the pairs, among chosen, whose margin
+    lies within the error band for some k (their canonical comparison could go either way)."""
+    probe = probe_of_pair[chosen]
+    margin = mate[chosen, None] - kth[probe]  # +inf where fewer than k distractors
+    hit[chosen] = margin > 0
+    sure = np.abs(margin) > (kth_error[probe] + mate_error)[:, None]
+    return chosen[~sure.all(axis=1)]
 
 
 def _mate_cosines(unit: np.ndarray, identity: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

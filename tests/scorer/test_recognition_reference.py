@@ -71,6 +71,20 @@ def test_near_ties_below_float32_resolution_are_decided_exactly_by_both_backends
         assert cmc(make_labels(labels), features, ks=(1, 2, 3), backend=backend) == expected
 
 
+@pytest.mark.parametrize("spread", [1e-4, 1e-7, 1e-12])
+def test_nearly_constant_features_are_decided_alike_by_both_backends(spread):
+    # a collapsed model: every similarity lies within the float32 band, and at 1e-12 within the float64 band too,
+    # so the decisions go through the float64 re-search and the canonical cosines
+    rng = np.random.default_rng(13)
+    labels, _ = _clustered(rng, identities=25, per_identity=4, distractors=150, dim=48, noise=1.0)
+    features = 1.0 + spread * rng.standard_normal((len(labels), 48))
+    features[-10:] = features[-11]  # and exact duplicates among them
+    results = [cmc(make_labels(labels), features, backend=backend) for backend in ("numpy", "faiss")]
+    assert results[0] == results[1]
+    if spread >= 1e-4:  # cosines differ by ~spread**2, far above float64 rounding: the brute force agrees
+        assert results[0] == brute_force_cmc(make_labels(labels), features, (1, 5, 10))
+
+
 def test_auto_picks_a_backend_with_the_same_result():
     rng = np.random.default_rng(1)
     labels, features = _clustered(rng, identities=30, per_identity=5, distractors=200, dim=16, noise=1.0)
