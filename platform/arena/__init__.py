@@ -6,7 +6,6 @@ gunicorn 'arena:create_app()'
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -16,7 +15,7 @@ __all__ = ["create_app"]
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    from . import cli, config, db
+    from . import cli, config, db, health, logs
     from .api import bp as api_bp
     from .extensions import csrf, limiter
     from .web import bp as web_bp
@@ -28,7 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     db.init_app(app, app.config.get("ENGINE"))
     csrf.init_app(app)
     limiter.init_app(app)
@@ -36,5 +35,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens, never with the cookie
+    health.init_app(app)  # /healthz, /readyz, /metrics; 503 (never 500) when the database or Redis fails
     cli.init_app(app)
     return app

@@ -95,15 +95,19 @@ def user_create(email: str, password: str, organizer: bool):
     click.echo(f"created {'organizer' if organizer else 'user'} {user.email}")
 
 
-@click.command("worker", help="Run an RQ worker scoring submissions (burst: stop when the queue is empty).")
-@click.option("--burst", is_flag=True)
+@click.command("worker", help="Run an RQ worker scoring submissions, with a watchdog thread (arena/watchdog.py).")
+@click.option("--burst", is_flag=True, help="stop when the queue is empty")
+@click.option(
+    "--watchdog-every", type=float, default=None, help="sweep every N seconds (default WATCHDOG_EVERY; 0: off)"
+)
+@click.option("--simple", is_flag=True, help="score in the worker process itself (no fork per job)")
 @with_appcontext
-def worker(burst: bool):
-    from rq import Worker
+def worker(burst: bool, watchdog_every: float | None, simple: bool):
+    from .watchdog import run_worker
 
-    from .queue import connect, queue
-
-    Worker([queue()], connection=connect()).work(burst=burst)
+    app = current_app._get_current_object()
+    every = app.config["WATCHDOG_EVERY"] if watchdog_every is None else watchdog_every
+    run_worker(app, burst=burst, watchdog_every=every, simple=simple)
 
 
 @click.command("watchdog", help="Requeue or fail running submissions whose worker stopped heart-beating.")
@@ -112,11 +116,15 @@ def worker(burst: bool):
 def watchdog(every: float):
     import time
 
-    from .db import get_session
-    from .services.admin import watchdog as run
+    from .db import new_session
+    from .watchdog import sweep
 
     while True:
-        click.echo(f"watchdog: {run(get_session())}")
+        session = new_session()
+        try:
+            click.echo(f"watchdog: {sweep(session).as_dict()}")
+        finally:
+            session.close()
         if not every:
             return
         time.sleep(every)

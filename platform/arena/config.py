@@ -49,6 +49,7 @@ def load(instance_path: str) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("ARENA_SECURE_COOKIES", "0") == "1",
+        "RATELIMIT_ENABLED": os.environ.get("ARENA_RATELIMIT", "1") == "1",
         "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
         "RATELIMIT_LOGIN": os.environ.get("ARENA_RATELIMIT_LOGIN", "10 per minute"),
         "RATELIMIT_UPLOAD": os.environ.get("ARENA_RATELIMIT_UPLOAD", "30 per minute"),
@@ -56,4 +57,15 @@ def load(instance_path: str) -> dict:
         "JOB_TIMEOUT": int(os.environ.get("ARENA_JOB_TIMEOUT", 1800)),
         "WATCHDOG_STALE_SECONDS": int(os.environ.get("ARENA_WATCHDOG_STALE_SECONDS", 120)),
         "MAX_ATTEMPTS": int(os.environ.get("ARENA_MAX_ATTEMPTS", 3)),
+        # reliability (watchdog.py, health.py): a running job beats every HEARTBEAT_SECONDS; every worker sweeps
+        # every WATCHDOG_EVERY seconds; a `submitted` row older than WATCHDOG_GRACE_SECONDS is enqueued again
+        "HEARTBEAT_SECONDS": float(os.environ.get("ARENA_HEARTBEAT_SECONDS", 15)),
+        "WATCHDOG_EVERY": float(os.environ.get("ARENA_WATCHDOG_EVERY", 30)),
+        "WATCHDOG_GRACE_SECONDS": float(os.environ.get("ARENA_WATCHDOG_GRACE_SECONDS", 30)),
+        "METRICS_TOKEN": os.environ.get("ARENA_METRICS_TOKEN") or None,
+        # Redis down must not turn a login or an upload into a 500: the limiter counts in memory meanwhile
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # test-only: sleep this long inside each scoring run (the reliability tests kill a worker mid-score)
+        "SCORING_DELAY_SECONDS": float(os.environ.get("ARENA_TEST_SCORING_DELAY_SECONDS", 0)),
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from scorer.formats import (
 )
 from scorer.splits import split_mask
 
-from . import notify, states, storage
+from . import logs, metrics, notify, states, storage
 from .db import new_session
 from .leaderboard import record_rank_history
 from .models import LabelFile, Submission, utcnow
@@ -52,12 +53,15 @@ def _app_context():
 
 def score_submission(submission_id: int) -> str:
     """Score one submission; returns 'finished', 'failed' or 'skipped' (another run took it)."""
-    with _app_context():
+    with _app_context(), logs.bind(submission_id=submission_id):
         session = new_session()
+        started, outcome = time.monotonic(), "crashed"
         try:
-            return _run(session, submission_id)
+            outcome = _run(session, submission_id)
+            return outcome
         finally:
             session.close()
+            metrics.record_scoring(time.monotonic() - started, outcome)
 
 
 def _run(session, submission_id: int) -> str:
@@ -68,6 +72,8 @@ def _run(session, submission_id: int) -> str:
     config = current_app.config
     try:
         with _Heartbeat(submission_id, config.get("HEARTBEAT_SECONDS", 15)):
+            if config.get("SCORING_DELAY_SECONDS"):  # test-only hook: a slow run that a test can kill
+                time.sleep(config["SCORING_DELAY_SECONDS"])
             result = _score(sub, config["STORAGE_DIR"])
     except SubmissionError as exc:
         session.rollback()

