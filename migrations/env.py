@@ -4,9 +4,8 @@ tests) or else from DATABASE_URL / the app's default, so `alembic -c migrations/
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
-
 from arena.models import Base
+from sqlalchemy import engine_from_config, pool
 
 config = context.config
 target_metadata = Base.metadata
