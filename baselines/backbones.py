@@ -335,7 +335,7 @@ def load_torchvision_weights(model: nn.Module, source: str | dict) -> list[str]:
 
     Keys whose tensor shape differs from the model's (the 1000-way classifier `fc`/`classifier` against a backbone
     built with another num_classes) and keys the model lacks are skipped and returned; every backbone tensor must be
-    present, else ValueError names the missing keys.
+    present (BatchNorm's num_batches_tracked excepted), else ValueError names the missing keys.
     """
     state = torch.load(source, map_location="cpu", weights_only=True) if isinstance(source, str) else dict(source)
     if "state_dict" in state and isinstance(state["state_dict"], dict):
@@ -344,7 +344,10 @@ def load_torchvision_weights(model: nn.Module, source: str | dict) -> list[str]:
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(set(state) - set(usable))
-    missing = sorted(k for k in own if k not in usable and not k.startswith(("fc.", "classifier.")))
+    optional = ("fc.", "classifier.")  # the classifier; and BatchNorm step counters, absent from old checkpoints
+    missing = sorted(
+        k for k in own if k not in usable and not k.startswith(optional) and not k.endswith("num_batches_tracked")
+    )
     if missing:
         raise ValueError(f"the checkpoint lacks {len(missing)} tensors of the model, e.g. {missing[:5]}")
     model.load_state_dict(usable, strict=False)

@@ -60,7 +60,9 @@ def embed_faces(
 
         starts = tqdm(starts, desc="embed", unit="batch")
     for start in starts:
-        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(device)
+        batch = torch.from_numpy(
+            np.array(images[start : start + batch_size])
+        )  # a writable copy of the memmap.to(device)
         x = normalize(batch, channels_last and cuda)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and cuda):
             emb = embedder(x).float()

@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    if row:
+    if row and int(os.environ.get("RANK", 0)) == 0:
         shown = {k: v for k, v in row.items() if k in ("epoch", "loss", "acc", "val_rank1", "images_per_s")}
         print(f"done: {shown}; run folder {cfg['runtime']['run_dir'] or Path('runs') / cfg['name']}")
     return 0

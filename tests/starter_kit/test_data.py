@@ -1,0 +1,127 @@
+"""The identity split, the mixed-domain batch sampler, the batch gatherer and the on-device augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from starter_kit.data import (
+    BatchGather,
+    Faces,
+    MixedBatchSampler,
+    augment,
+    choose_aux_identities,
+    normalize,
+    relabel,
+    split_identities,
+)
+
+NAMES = tuple(f"id{i:03d}" for i in range(30))
+
+
+def test_identity_split_is_disjoint_seeded_and_covers_every_identity():
+    split = split_identities(NAMES, 0.2, seed=3)
+    parts = [set(split.train), set(split.val_labelled), set(split.val_distractors)]
+    assert sum(map(len, parts)) == len(NAMES) and set().union(*parts) == set(NAMES)
+    assert (len(split.val_labelled), len(split.val_distractors)) == (4, 2)
+    assert split == split_identities(NAMES, 0.2, seed=3)
+    assert split != split_identities(NAMES, 0.2, seed=4)
+    assert list(split.train) == sorted(split.train)  # class c = train[c], in the given order
+
+
+def test_identity_split_does_not_depend_on_the_other_identities():
+    """An identity's fate is its own hash: adding identities keeps a held-out one ranked before kept ones."""
+    small = split_identities(NAMES[:20], 0.1, seed=0)
+    assert len(small.val_labelled) + len(small.val_distractors) == 2
+
+
+def test_zero_validation_fraction_trains_on_everything():
+    split = split_identities(NAMES, 0.0, seed=0)
+    assert split.train == NAMES and not split.val_labelled and not split.val_distractors
+
+
+@pytest.mark.parametrize(
+    ("names", "fraction", "match"),
+    [
+        (NAMES, 1.0, "val_fraction must be in"),
+        (NAMES, -0.1, "val_fraction must be in"),
+        (NAMES[:2], 0.5, "cannot hold 2 validation identities"),
+    ],
+)
+def test_impossible_identity_split_is_refused(names, fraction, match):
+    with pytest.raises(ValueError, match=match):
+        split_identities(names, fraction, seed=0)
+
+
+def test_relabel_numbers_kept_identities_and_drops_the_others():
+    faces = Faces(np.zeros((5, 2, 2, 3), np.uint8), np.array([0, 1, 2, 1, -1]), tuple("abcde"), ("x", "y", "z"))
+    assert relabel(faces, ("z", "x")).tolist() == [1, -1, 0, -1, -1]
+
+
+def test_chosen_auxiliary_identities_are_a_seeded_subset():
+    chosen = choose_aux_identities(NAMES, 7, seed=1)
+    assert len(chosen) == 7 and set(chosen) <= set(NAMES)
+    assert choose_aux_identities(NAMES, None, seed=1) == NAMES
+    with pytest.raises(ValueError, match="num_aux_classes"):
+        choose_aux_identities(NAMES, -1, seed=1)
+
+
+def test_sampler_batches_hold_a_fixed_share_of_each_domain_and_cover_the_cartoon_rows_once():
+    cartoon, aux = np.arange(40), np.arange(40, 50)
+    sampler = MixedBatchSampler(cartoon, aux, 8, aux_fraction=0.25, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 40 // 6
+    for batch in batches:
+        assert (batch < 40).sum() == 6 and (batch >= 40).sum() == 2
+    seen = np.concatenate([b[b < 40] for b in batches])
+    assert len(set(seen.tolist())) == len(seen)
+
+
+def test_sampler_shards_disjoint_rows_across_ranks_and_repeats_an_epoch_exactly():
+    shards = [MixedBatchSampler(np.arange(64), None, 8, seed=5, rank=r, world_size=2) for r in range(2)]
+    rows = [np.concatenate(list(s)) for s in shards]
+    assert not set(rows[0]) & set(rows[1])
+    again = MixedBatchSampler(np.arange(64), None, 8, seed=5, rank=0, world_size=2)
+    assert np.array_equal(np.concatenate(list(again)), rows[0])
+    again.set_epoch(1)
+    assert not np.array_equal(np.concatenate(list(again)), rows[0])
+
+
+def test_sampler_without_aux_fraction_mixes_by_dataset_size():
+    sampler = MixedBatchSampler(np.arange(30), np.arange(30, 40), 8, seed=0)
+    assert sampler.n_aux == 2  # 10 / 40 of 8
+
+
+def test_sampler_refuses_a_batch_larger_than_the_data():
+    with pytest.raises(ValueError, match="lower optim.batch_size"):
+        MixedBatchSampler(np.arange(5), None, 8)
+
+
+def test_gather_returns_images_labels_and_domains_of_both_parts():
+    cartoon = np.arange(4 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 3)
+    aux = np.full((3, 2, 2, 3), 200, dtype=np.uint8)
+    gather = BatchGather(cartoon, np.array([0, 1, 2, 3]), aux, np.array([5, 6, 7]))
+    images, labels, domains = gather[np.array([5, 1, 3])]
+    assert images.shape == (3, 2, 2, 3) and images.dtype == torch.uint8
+    assert labels.tolist() == [1, 3, 6] and domains.tolist() == [1, 1, 0]
+    assert torch.equal(images[0], torch.from_numpy(cartoon[1])) and int(images[2].min()) == 200
+
+
+def test_normalize_maps_uint8_hwc_to_standardised_chw():
+    images = torch.full((2, 4, 4, 3), 255, dtype=torch.uint8)
+    x = normalize(images)
+    assert x.shape == (2, 3, 4, 4)
+    assert x[0, 0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229, rel=1e-5)
+
+
+def test_augment_keeps_shape_and_changes_pixels_reproducibly():
+    x = torch.randn(4, 3, 16, 16)
+    a = augment(x, torch.Generator().manual_seed(0))
+    b = augment(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.allclose(a, x)
+
+
+def test_augment_without_zoom_shift_or_flip_is_the_identity():
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(augment(x, scale=0.0, shift=0.0, flip=False), x, atol=1e-5)

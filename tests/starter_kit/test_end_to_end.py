@@ -1,0 +1,245 @@
+"""The kit end to end on CPU: train a tiny CNN -> checkpoint -> predict -> the scorer reads and scores the file."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scorer.formats import read_features, read_recognition_labels
+from scorer.recognition import evaluate_recognition
+from starter_kit import predict as predict_mod
+from starter_kit import train as train_mod
+from starter_kit.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "baselines" / "configs"
+PYTHON = sys.executable
+
+
+def _cfg(experiment: str, data: Path, run_dir: Path, *extra: str) -> dict:
+    overrides = [
+        f"data.root={data}",
+        f"runtime.run_dir={run_dir}",
+        f"data.cache_dir={run_dir.parent / 'cache'}",
+        "data.val_fraction=0.3",
+        "optim.batch_size=16",
+        *extra,
+    ]
+    return load_config(
+        [CONFIGS / experiment, CONFIGS / "cpu_smoke.yaml"],
+        overrides,
+        defaults=train_mod.DEFAULTS,
+        open=train_mod.OPEN_SECTIONS,
+    )
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_training_then_prediction_gives_a_submission_the_scorer_scores(mini_dataset, tmp_path):
+    run_dir = tmp_path / "runs" / "arcface"
+    train_mod.train(_cfg("arcface.yaml", mini_dataset, run_dir, "optim.epochs=3"))
+    assert {p.name for p in run_dir.iterdir()} >= {"config.yaml", "metrics.csv", "train.log", "checkpoint.pt"}
+    rows = _metrics(run_dir)
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert all(0.0 <= float(r["val_rank1"]) <= 1.0 for r in rows)
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+
+    out = tmp_path / "arcface.bin"
+    assert (
+        predict_mod.main(
+            [
+                "--checkpoint",
+                str(run_dir / "checkpoint.pt"),
+                "--data",
+                str(mini_dataset),
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
+    labels = read_recognition_labels(mini_dataset / "hidden" / "icartoonface_rectest_info.txt")
+    feats = read_features(out, len(labels.image_names))
+    assert np.allclose(np.linalg.norm(feats, axis=1), 1.0)
+    scores = evaluate_recognition(labels, feats)
+    # 4 test identities of clearly different colour patterns; an untrained network would rank near chance
+    assert scores.rank1 > 0.5, scores
+
+    cli = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "scorer",
+            "recognition",
+            str(mini_dataset / "hidden" / "icartoonface_rectest_info.txt"),
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert '"rank1"' in cli.stdout
+
+
+def test_rerunning_the_same_command_resumes_from_the_checkpoint(mini_dataset, tmp_path):
+    run_dir = tmp_path / "runs" / "cosface"
+    train_mod.train(_cfg("cosface.yaml", mini_dataset, run_dir, "optim.epochs=1"))
+    first = _metrics(run_dir)
+    train_mod.train(_cfg("cosface.yaml", mini_dataset, run_dir, "optim.epochs=2"))
+    rows = _metrics(run_dir)
+    assert rows[0] == first[0] and [r["epoch"] for r in rows] == ["1", "2"]
+    assert "resumed from" in (run_dir / "train.log").read_text()
+
+
+def test_full_model_trains_on_both_domains(mini_dataset, tmp_path):
+    run_dir = tmp_path / "runs" / "full_model"
+    row = train_mod.train(_cfg("full_model.yaml", mini_dataset, run_dir, "optim.epochs=1"))
+    assert {"cls", "uir", "da"} <= set(row)
+    assert "auxiliary: 4 identities" in (run_dir / "train.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "experiment", sorted(p.name for p in CONFIGS.glob("*.yaml") if p.name not in ("base.yaml", "cpu_smoke.yaml"))
+)
+def test_every_reference_config_trains_a_step_on_cpu(mini_dataset, tmp_path, experiment):
+    run_dir = tmp_path / "runs" / experiment
+    row = train_mod.train(_cfg(experiment, mini_dataset, run_dir, "optim.epochs=1", "optim.max_steps_per_epoch=2"))
+    assert np.isfinite(float(row["loss"]))
+
+
+def test_softmax_pretraining_initialises_the_full_model(mini_dataset, tmp_path):
+    pre = tmp_path / "runs" / "softmax"
+    train_mod.train(_cfg("softmax.yaml", mini_dataset, pre, "optim.epochs=1", "optim.max_steps_per_epoch=1"))
+    run_dir = tmp_path / "runs" / "full"
+    cfg = _cfg(
+        "full_model.yaml",
+        mini_dataset,
+        run_dir,
+        "optim.epochs=1",
+        "optim.max_steps_per_epoch=1",
+        f"model.init_from={pre / 'checkpoint.pt'}",
+    )
+    train_mod.train(cfg)
+    assert f"embedder initialised from {pre / 'checkpoint.pt'}" in (run_dir / "train.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["model.backbon=resnet50"], 2, "unknown config key 'model.backbon'"),
+        (["loss.name=arcfase"], 1, "unknown loss 'arcfase'; valid: arcface"),
+        (["method.name=fusion"], 1, "unknown method 'fusion'"),
+        (["optim.batch_size=4096"], 1, "lower optim.batch_size"),
+    ],
+)
+def test_train_command_line_reports_a_bad_config_in_one_line(mini_dataset, tmp_path, args, code, message, capsys):
+    base = [
+        str(CONFIGS / "arcface.yaml"),
+        str(CONFIGS / "cpu_smoke.yaml"),
+        f"data.root={mini_dataset}",
+        f"runtime.run_dir={tmp_path / 'run'}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ]
+    assert train_mod.main(base + args) == code
+    assert message in capsys.readouterr().err
+
+
+def test_predict_refuses_a_file_that_is_not_a_training_checkpoint(mini_dataset, tmp_path, capsys):
+    import torch
+
+    bogus = tmp_path / "bogus.pt"
+    torch.save({"weights": 1}, bogus)
+    code = predict_mod.main(["--checkpoint", str(bogus), "--data", str(mini_dataset), "--out", str(tmp_path / "x")])
+    assert code == 1 and "not a checkpoint written by starter_kit.train" in capsys.readouterr().err
+
+
+def _run_group(command: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a command in its own process group; on timeout the whole group (torchrun and its workers) is killed."""
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"torchrun did not finish in {timeout} s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_trains_with_ddp_on_cpu(mini_dataset, tmp_path):
+    run_dir = tmp_path / "runs" / "ddp"
+    command = [
+        str(Path(PYTHON).parent / "torchrun"),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "starter_kit.train",
+        str(CONFIGS / "inter_fusion.yaml"),
+        str(CONFIGS / "cpu_smoke.yaml"),
+        f"data.root={mini_dataset}",
+        f"runtime.run_dir={run_dir}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.val_fraction=0.3",
+        "optim.batch_size=16",
+        "optim.epochs=1",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = _run_group(command, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = _metrics(run_dir)
+    assert len(rows) == 1 and int(rows[0]["steps"]) >= 1
+    # each of the 2 processes takes 8 of the global batch of 16: 56 train images / 2 / 6 cartoon rows per batch
+    assert rows[0]["steps"] == str(56 // 2 // (8 - round(8 * 24 / (24 + 56))))
+    assert done.stdout.count("done:") == 1
+
+
+def test_facedata_tiny_preset_trains_predicts_and_scores(tmp_path):
+    """The CI path of the issue: `python -m facedata synth --preset tiny` -> train -> predict -> scorer."""
+    pytest.importorskip("facedata.synth", reason="facedata's generator has not landed in this checkout")
+    data = tmp_path / "tiny"
+    synth = subprocess.run(
+        [PYTHON, "-m", "facedata", "synth", "--preset", "tiny", "--out", str(data), "--seed", "0", "--no-progress"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert synth.returncode == 0, synth.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "tiny"
+    cfg = _cfg("arcface.yaml", data, run_dir, "optim.epochs=1", "data.val_fraction=0.2")
+    train_mod.train(cfg)
+    out = tmp_path / "tiny.bin"
+    assert (
+        predict_mod.main(
+            [
+                "--checkpoint",
+                str(run_dir / "checkpoint.pt"),
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 0
+    )
+    labels = read_recognition_labels(data / "hidden" / "icartoonface_rectest_info.txt")
+    scores = evaluate_recognition(labels, read_features(out, len(labels.image_names)))
+    assert 0.0 <= scores.rank1 <= 1.0 and scores.num_pairs == len(labels.pairs)
