@@ -152,6 +152,25 @@ def test_the_canonical_cosine_of_equal_rows_is_equal_wherever_they_sit():
         assert cosines[4] == cosines[5]
 
 
+def test_the_dense_canonical_block_equals_the_gathered_canonical_cosines_bit_for_bit():
+    rng = np.random.default_rng(6)
+    x = search.canonical_unit(rng.standard_normal((70, 33)))
+    y = search.canonical_unit(rng.standard_normal((90, 33)) * 1e-3)
+    block = search.canonical_block(x, y)
+    i, j = np.meshgrid(np.arange(70), np.arange(90), indexing="ij")
+    assert np.array_equal(block.ravel(), search.canonical_dot(x, y, i.ravel(), j.ravel()))
+
+
+@pytest.mark.parametrize("dense_advantage", [0, 10**9])
+def test_the_canonical_refinement_gives_one_answer_dense_or_gathered(monkeypatch, dense_advantage):
+    rng = np.random.default_rng(10)
+    labels, _ = _clustered(rng, identities=10, per_identity=4, distractors=60, dim=16, noise=1.0)
+    features = 1.0 + 1e-12 * rng.standard_normal((len(labels), 16))  # every decision goes canonical
+    expected = cmc(make_labels(labels), features)
+    monkeypatch.setattr(search, "_DENSE_ADVANTAGE", dense_advantage)  # 0: always gathered; 1e9: always dense
+    assert cmc(make_labels(labels), features) == expected
+
+
 def test_the_canonical_cosine_is_close_to_the_true_cosine():
     rng = np.random.default_rng(8)
     x, y = rng.standard_normal((2, 200, 64))
