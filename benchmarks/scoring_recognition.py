@@ -249,7 +249,11 @@ def scale_rows(probes: int = 20_000, distractors: int = 100_000, block_size: int
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, "
+        f"load average {load} at the start"
+    )
 
 
 def _print_official(rows: list[dict]) -> None:
