@@ -23,7 +23,7 @@ Computing every canonical similarity would be slow, so the search is done fast a
    from one small float64 Gram block per identity.
 2. Any way of computing the cosine of unit vectors in a precision with unit roundoff u, any summation order, is
    within `error_bound(d, u) = 1.25 (2d + 8) u` of the exact cosine (the classic dot-product bound γ_d plus the
-   normalisation and the cast; 25 % spare): about 6e-5 in float32 and 1.4e-13 in float64 at d = 512. A k-th
+   normalisation and the cast; 25 % spare): about 8e-5 in float32 and 1.4e-13 in float64 at d = 512. A k-th
    largest value moves no more than the values it is taken from, so approximate and canonical values differ by
    at most the sum of their bounds.
 3. Every comparison whose approximate margin exceeds that sum is decided by the approximation: the canonical
