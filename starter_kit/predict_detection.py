@@ -29,11 +29,41 @@ from baselines.detection.infer import detect
 from baselines.detection.model import build_detector
 from scorer.formats import (
     DEFAULT_MAX_BOXES_PER_IMAGE,
+    DEFAULT_MAX_DETECTION_BYTES,
+    Detections,
     FormatError,
     read_detection_labels,
     read_detection_submission,
     write_detection_submission,
 )
+
+BOX_DECIMALS = 1  # a tenth of a pixel: finer changes no IoU that matters
+SCORE_DECIMALS = 6
+
+
+def _row_bytes(name: str, box: np.ndarray, score: float) -> int:
+    """The length of the row write_detection_submission writes (integers without '.0', else the shortest repr)."""
+    coords = ",".join(str(int(v)) if float(v).is_integer() else repr(float(v)) for v in box)
+    return len(f"{name},{coords},face,{float(score)!r}\n".encode())
+
+
+def compact(detections: Detections, image_names: list[str], max_bytes: int | None) -> tuple[Detections, int]:
+    """Round boxes to BOX_DECIMALS and scores to SCORE_DECIMALS, then, if the CSV would exceed max_bytes, drop the
+    lowest-scoring rows of the whole file until it fits: the global ranking is what AP integrates, so the cut
+    removes only the tail of the precision/recall curve. Returns (detections, rows dropped)."""
+    boxes = np.round(detections.boxes, BOX_DECIMALS) + 0.0  # + 0.0: no '-0.0'
+    scores = np.round(detections.scores, SCORE_DECIMALS)
+    keep = np.ones(len(scores), dtype=bool)
+    if max_bytes is not None and len(scores):
+        sizes = np.array(
+            [_row_bytes(image_names[i], b, sc) for i, b, sc in zip(detections.image_index, boxes, scores, strict=True)]
+        )
+        order = np.argsort(-scores, kind="stable")
+        fits = np.cumsum(sizes[order]) <= max_bytes
+        keep[:] = False
+        keep[order[fits]] = True
+    dropped = int((~keep).sum())
+    return Detections(detections.image_index[keep], boxes[keep], scores[keep]), dropped
 
 
 class CheckpointError(ValueError):
@@ -111,6 +141,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="boxes per image at most (the challenge's cap)",
     )
     parser.add_argument("--score-threshold", type=float, default=None)
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=DEFAULT_MAX_DETECTION_BYTES,
+        help="keep the CSV under this size by dropping the lowest-scoring rows (the 2020 cap: 20 MiB)",
+    )
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="image decoding processes")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -146,10 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     seconds = time.perf_counter() - started
     names = [p.name for p in paths]
-    detections = detections_of(results)
+    detections, dropped = compact(detections_of(results), names, args.max_bytes)
+    if dropped:
+        print(f"dropped the {dropped} lowest-scoring boxes to stay under {args.max_bytes} bytes")
     write_detection_submission(args.out, names, detections)
     try:
-        checked = read_detection_submission(args.out, names, max_boxes_per_image=args.max_detections)
+        checked = read_detection_submission(
+            args.out, names, max_boxes_per_image=args.max_detections, max_bytes=args.max_bytes
+        )
     except FormatError as error:  # would be a bug of ours: say so plainly
         print(f"error: the written file does not pass scorer's reader: {error}", file=sys.stderr)
         return 1
@@ -159,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             labels = read_detection_labels(args.labels)
-            scored = read_detection_submission(args.out, labels.image_names, max_boxes_per_image=args.max_detections)
+            scored = read_detection_submission(
+                args.out, labels.image_names, max_boxes_per_image=args.max_detections, max_bytes=args.max_bytes
+            )
         except FormatError as error:
             print(f"error: cannot score against {args.labels}: {error}", file=sys.stderr)
             return 2

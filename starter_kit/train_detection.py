@@ -121,6 +121,7 @@ def train(
     total_steps = steps_per_epoch * cfg.epochs if max_steps is None else min(max_steps, steps_per_epoch * cfg.epochs)
     step = start_epoch * steps_per_epoch
     metrics: dict = {}
+    run_started = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
         if step >= total_steps:
             break
@@ -171,6 +172,7 @@ def train(
             **{f"loss_{k}": v / max(1, batches) for k, v in sums.items()},
             "images_per_s": seen / seconds if seconds > 0 else 0.0,
             "epoch_seconds": seconds,
+            "world_size": world,
         }
         last = epoch + 1 == cfg.epochs or step >= total_steps
         if main_process and val_items and ((epoch + 1) % cfg.val_every == 0 or last):
@@ -178,6 +180,7 @@ def train(
             metrics["val_ap50"] = scores.ap50
             if last:
                 metrics.update({f"val_{k}": v for k, v in scores.to_dict().items() if k.startswith("coco_")})
+        metrics["wall_seconds"] = time.perf_counter() - run_started  # this process's run so far, validation included
         if main_process:
             ap50 = metrics.get("val_ap50")
             save_checkpoint(out / "last.pt", model, cfg, epoch, ap50, optimizer)

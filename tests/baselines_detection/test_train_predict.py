@@ -218,3 +218,34 @@ def test_training_runs_under_torchrun_and_resumes(scene_dataset, tmp_path, capsy
     assert "resumed from" in second.out and "epoch 2:" in second.out
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
+
+
+def test_compact_rounds_and_drops_the_lowest_scoring_rows_to_fit_the_byte_cap(tmp_path):
+    from scorer.formats import Detections, write_detection_submission
+
+    rng = np.random.default_rng(0)
+    names = [f"personai_icartoonface_detval_{i:05d}.jpg" for i in range(30)]
+    count = 600
+    corners = rng.uniform(0, 500, (count, 2))
+    raw = Detections(
+        rng.integers(0, 30, count),
+        np.concatenate([corners, corners + rng.uniform(1, 80, (count, 2))], axis=1),
+        rng.uniform(0, 1, count),
+    )
+    full, dropped = predict_detection.compact(raw, names, max_bytes=None)
+    assert dropped == 0 and len(full) == count
+    assert np.allclose(full.boxes, raw.boxes, atol=0.05) and np.allclose(full.scores, raw.scores, atol=5e-7)
+    write_detection_submission(tmp_path / "full.csv", names, full)
+    size = (tmp_path / "full.csv").stat().st_size
+    assert size == sum(
+        predict_detection._row_bytes(names[i], b, s)
+        for i, b, s in zip(full.image_index, full.boxes, full.scores, strict=True)
+    )
+
+    cap = size // 3
+    cut, dropped = predict_detection.compact(raw, names, max_bytes=cap)
+    write_detection_submission(tmp_path / "cut.csv", names, cut)
+    assert (tmp_path / "cut.csv").stat().st_size <= cap
+    assert dropped == count - len(cut) and dropped > 0
+    assert cut.scores.min() >= np.sort(full.scores)[::-1][len(cut) - 1]  # the kept rows are the best-scoring ones
+    read_detection_submission(tmp_path / "cut.csv", names, max_bytes=cap)
