@@ -14,13 +14,22 @@ from scorer import formats
 PASSWORD = "correct horse battery"
 
 
-def run_worker(app) -> None:
-    """Score everything on the queue with a real RQ worker in this process."""
+def run_worker(app, in_thread: bool = False) -> None:
+    """Score everything on the queue with a real RQ worker in this process (in_thread: one that installs no
+    signal handlers and times jobs out with a timer, so that it can run outside the main thread)."""
     from arena.queue import connect, queue
     from rq import SimpleWorker
+    from rq.timeouts import TimerDeathPenalty
 
+    class ThreadWorker(SimpleWorker):
+        death_penalty_class = TimerDeathPenalty
+
+        def _install_signal_handlers(self):
+            pass
+
+    worker_class = ThreadWorker if in_thread else SimpleWorker
     with app.app_context():
-        SimpleWorker([queue(app)], connection=connect(app)).work(burst=True)
+        worker_class([queue(app)], connection=connect(app)).work(burst=True)
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,31 @@ def team_user(db, client, challenge):
     user = make_user(db, "alice@example.com")
     team = teams.create_team(db, user, challenge, "Alpha", True)
     return user, token_for(db, user), team
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a real HTTP port (werkzeug, threaded) with a worker thread draining the queue: (url, app)."""
+    import threading
+    import time
+
+    from arena_testkit import run_worker
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    stop = threading.Event()
+
+    def drain():
+        while not stop.is_set():
+            run_worker(app, in_thread=True)
+            time.sleep(0.2)
+
+    working = threading.Thread(target=drain, daemon=True)
+    working.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    stop.set()
+    server.shutdown()
+    serving.join(5)
+    working.join(10)
