@@ -8,10 +8,8 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,28 +26,13 @@ def _load_platform_conftest():
     return module
 
 
+sys.path.insert(0, str(Path(__file__).parent))
 _platform = _load_platform_conftest()
+from reliability_kit import free_port, wait_for  # noqa: E402
+
 postgres_engine = _platform.postgres_engine  # a fresh, migrated schema per session (the same fixture, not a copy)
 POSTGRES_URL = _platform.POSTGRES_URL
 ARENA = str(Path(sys.executable).with_name("arena"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
-    """Poll predicate() until it returns a truthy value (returned); fail the test with `what` after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 class RedisServer:

@@ -1,0 +1,26 @@
+"""Helpers of the reliability tests and benchmarks (importable by name: conftest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
+    """Poll predicate() until it returns a truthy value (returned); fail the test with `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
