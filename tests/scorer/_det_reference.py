@@ -79,6 +79,25 @@ def brute_force_ap50(labels: DetectionLabels, detections: Detections, images=Non
     return ap, recall, precision
 
 
+def make_labels(rows: list[tuple[int, list[float]]], num_images: int | None = None) -> DetectionLabels:
+    """rows of (image, [x1, y1, x2, y2]); images named img_0, img_1, ... in index order."""
+    num_images = num_images if num_images is not None else max(r[0] for r in rows) + 1
+    return DetectionLabels(
+        tuple(f"img_{i}" for i in range(num_images)),
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=np.float64).reshape(-1, 4),
+    )
+
+
+def make_detections(rows: list[tuple[int, list[float], float]]) -> Detections:
+    """rows of (image, [x1, y1, x2, y2], score) in file order."""
+    return Detections(
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=np.float64).reshape(-1, 4),
+        np.array([r[2] for r in rows], dtype=np.float64),
+    )
+
+
 def _as_set(images) -> set[int]:
     images = np.asarray(images)
     return set(np.flatnonzero(images).tolist()) if images.dtype == bool else set(images.tolist())
