@@ -108,6 +108,29 @@ class TrainModel(nn.Module):
         return self.objective(self.embedder(images), labels, domains)
 
 
+def build_train_model(cfg: dict, num_classes: int, num_aux_classes: int = 0) -> TrainModel:
+    """The embedder (with model.pretrained / model.init_from weights) and the method's objective, on the CPU."""
+    m = cfg["model"]
+    embedder = Embedder(m["backbone"], m["embedding_dim"], m["dropout"])
+    if m["pretrained"]:
+        load_torchvision_weights(embedder.backbone, m["pretrained"])
+    objective = build_objective(
+        cfg["method"]["name"],
+        embedding_dim=m["embedding_dim"],
+        num_classes=num_classes,
+        num_aux_classes=num_aux_classes,
+        head=cfg["head"],
+        loss=cfg["loss"],
+        criterion=cfg["criterion"],
+        method_args={k: v for k, v in cfg["method"].items() if k != "name"},
+    )
+    if m["init_from"]:
+        init = torch.load(m["init_from"], map_location="cpu", weights_only=False)["model"]
+        embedder.load_state_dict({k.removeprefix("embedder."): v for k, v in init.items() if k.startswith("embedder.")})
+        log.info("embedder initialised from %s", m["init_from"])
+    return TrainModel(embedder, objective)
+
+
 def lr_at(progress: float, optim: dict) -> float:
     """The learning rate after `progress` epochs: linear warm-up, then step decay at the milestone fractions."""
     if progress < optim["warmup_epochs"]:
@@ -148,7 +171,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-class _Data:
+class TrainData:
     """Everything the loop needs from the dataset, built once (rank 0 packs the cache, the others wait)."""
 
     def __init__(self, cfg: dict, rank: int, world: int):
@@ -214,7 +237,34 @@ class _Data:
         )
 
 
-def validate(embedder: nn.Module, data: _Data, device: torch.device, cfg: dict) -> dict[str, float]:
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    domains: torch.Tensor,
+    *,
+    device: torch.device,
+    bf16: bool,
+    channels_last: bool,
+    augment_generator: torch.Generator | None,
+) -> tuple[torch.Tensor, dict]:
+    """One SGD step on a batch from the loader: images uint8 (B, S, S, 3), labels and domains int64 (B,), on any
+    device. Normalisation and augmentation (when a generator is given) run on `device`. Returns (loss, parts)."""
+    images = images.to(device, non_blocking=True)
+    labels, domains = labels.to(device, non_blocking=True), domains.to(device, non_blocking=True)
+    x = normalize(images, channels_last)
+    if augment_generator is not None:
+        x = augment(x, augment_generator, channels_last=channels_last)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+        loss, parts = model(x, labels, domains)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, parts
+
+
+def validate(embedder: nn.Module, data: TrainData, device: torch.device, cfg: dict) -> dict[str, float]:
     """rank-1 and CMC@5/10 of the held-out identities (their own images as probes and gallery, the distractor
     identities' images as distractors), with scorer.recognition. Empty when there is no validation split."""
     if len(data.val_rows) == 0 or not (data.val_labels >= 0).any():
@@ -279,26 +329,9 @@ def train(cfg: dict) -> dict:
 
 def _train(cfg, rank, world, device, cuda, rt, optim_cfg, run_dir: Path) -> dict:
     torch.manual_seed(cfg["seed"] + rank)
-    data = _Data(cfg, rank, world)
-    m = cfg["model"]
-    embedder = Embedder(m["backbone"], m["embedding_dim"], m["dropout"])
-    if m["pretrained"]:
-        load_torchvision_weights(embedder.backbone, m["pretrained"])
-    objective = build_objective(
-        cfg["method"]["name"],
-        embedding_dim=m["embedding_dim"],
-        num_classes=data.num_classes,
-        num_aux_classes=data.num_aux_classes,
-        head=cfg["head"],
-        loss=cfg["loss"],
-        criterion=cfg["criterion"],
-        method_args={k: v for k, v in cfg["method"].items() if k != "name"},
-    )
-    model = TrainModel(embedder, objective)
-    if m["init_from"]:
-        init = torch.load(m["init_from"], map_location="cpu", weights_only=False)["model"]
-        embedder.load_state_dict({k.removeprefix("embedder."): v for k, v in init.items() if k.startswith("embedder.")})
-        log.info("embedder initialised from %s", m["init_from"])
+    data = TrainData(cfg, rank, world)
+    model = build_train_model(cfg, data.num_classes, data.num_aux_classes)
+    embedder = model.embedder
     channels_last = rt["channels_last"] and cuda
     model.to(device)
     if channels_last:
@@ -342,16 +375,17 @@ def _train(cfg, rank, world, device, cuda, rt, optim_cfg, run_dir: Path) -> dict
             lr = lr_at(epoch + step / steps, optim_cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            images = images.to(device, non_blocking=True)
-            labels, domains = labels.to(device, non_blocking=True), domains.to(device, non_blocking=True)
-            x = normalize(images, channels_last)
-            if rt["augment"]:
-                x = augment(x, generator, channels_last=channels_last)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=rt["bf16"] and cuda):
-                loss, parts = ddp(x, labels, domains)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, parts = train_step(
+                ddp,
+                optimizer,
+                images,
+                labels,
+                domains,
+                device=device,
+                bf16=rt["bf16"],
+                channels_last=channels_last,
+                augment_generator=generator if rt["augment"] else None,
+            )
             for key, value in {"loss": loss.detach(), **parts}.items():
                 sums[key] = sums.get(key, 0.0) + value.float()
             seen += len(labels)

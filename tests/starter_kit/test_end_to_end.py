@@ -243,3 +243,24 @@ def test_facedata_tiny_preset_trains_predicts_and_scores(tmp_path):
     labels = read_recognition_labels(data / "hidden" / "icartoonface_rectest_info.txt")
     scores = evaluate_recognition(labels, read_features(out, len(labels.image_names)))
     assert 0.0 <= scores.rank1 <= 1.0 and scores.num_pairs == len(labels.pairs)
+
+
+@pytest.mark.slow
+def test_gpu_script_runs_a_config_end_to_end_and_writes_the_results_table(mini_dataset, tmp_path):
+    """baselines/run_all.sh, the script the GPU session runs, on CPU with the smoke layer."""
+    work = tmp_path / "work"
+    env = {
+        **os.environ,
+        "PY": PYTHON,
+        "DATA": str(mini_dataset),
+        "WORK": str(work),
+        "OUT": str(tmp_path / "out"),
+        "OMP_NUM_THREADS": "1",
+        "EXTRA": "baselines/configs/cpu_smoke.yaml optim.epochs=1 data.val_fraction=0.3 optim.batch_size=16",
+    }
+    done = _run_group(["bash", str(ROOT / "baselines" / "run_all.sh"), "run", "softmax", "report"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    collected = tmp_path / "out" / "runs" / "softmax"
+    assert {p.name for p in collected.iterdir()} == {"config.yaml", "metrics.csv", "train.log", "scores.json", "wall_s"}
+    table = (tmp_path / "out" / "results_table.md").read_text()
+    assert table.splitlines()[2].startswith("| softmax | ")
