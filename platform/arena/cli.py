@@ -16,6 +16,9 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(watchdog)
     app.cli.add_command(user_group)
+    from .demo import demo
+
+    app.cli.add_command(demo)
 
 
 @click.group("challenge", help="Load and inspect challenge bundles.")

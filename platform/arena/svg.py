@@ -76,5 +76,10 @@ def rank_history(ranks: list[int]) -> Markup:
     xs = [i / max(len(ranks) - 1, 1) for i in range(len(ranks))]
     ys = [1 - (r - 1) / max(worst - 1, 1) for r in ranks]
     points = " ".join(f"{_x(x):.1f},{_y(y):.1f}" for x, y in zip(xs, ys, strict=True))
-    body = f'<polyline points="{points}" fill="none" stroke="#bf5f1f" stroke-width="2"/>'
-    return _frame("public rank over time", "change", "rank", body, [], [(_y(1), "1"), (_y(0), str(worst))])
+    dots = "".join(
+        f'<circle cx="{_x(x):.1f}" cy="{_y(y):.1f}" r="3" fill="#bf5f1f"><title>rank {r}</title></circle>'
+        for x, y, r in zip(xs, ys, ranks, strict=True)
+    )
+    body = f'<polyline points="{points}" fill="none" stroke="#bf5f1f" stroke-width="2"/>' + dots
+    y_ticks = [(_y(1), "1")] + ([(_y(0), str(worst))] if worst > 1 else [])
+    return _frame("public rank over time", "rank change", "rank", body, [], y_ticks)
