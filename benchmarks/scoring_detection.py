@@ -31,7 +31,7 @@ STAT_NAMES = ("coco_ap", "coco_ap50", "coco_ap75", "coco_ap_small", "coco_ap_med
 
 
 def make_detections(labels: DetectionLabels, num_detections: int, seed: int = 0, cap: int = 100) -> Detections:
-    """Seeded detections: each GT box jittered (scale ~ 10 % of its size, a quarter of them ~ 40 %), a second jittered
+    """Seeded detections: each GT box jittered (sigma 5 % of its size, a quarter of them 25 %), a second jittered
     copy of a fifth of them (duplicates), then random false positives up to num_detections; at most cap an image."""
     rng = np.random.default_rng(seed)
     boxes, images = labels.boxes, labels.image_index
@@ -42,7 +42,7 @@ def make_detections(labels: DetectionLabels, num_detections: int, seed: int = 0,
 
     first = np.arange(len(boxes))
     second = rng.choice(len(boxes), size=len(boxes) // 5, replace=False)
-    scale = np.where(rng.random(len(first)) < 0.25, 0.4, 0.1)
+    scale = np.where(rng.random(len(first)) < 0.25, 0.25, 0.05)
     parts = [
         (images[first], jitter(first, scale), rng.beta(5, 2, len(first))),
         (images[second], jitter(second, np.full(len(second), 0.15)), rng.beta(2, 3, len(second))),

@@ -211,8 +211,8 @@ def coco_metrics(
     det_image: int (D,) image indices in [0, num_images) (images are taken in increasing index, like pycocotools'
     sorted imgIds); det_scores: float64 (D,). Detections in file order (it decides score ties).
     """
-    gt_boxes = np.asarray(gt_boxes, dtype=np.float64).reshape(-1, 4)
-    det_boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
+    gt_boxes = np.ascontiguousarray(gt_boxes, dtype=np.float64).reshape(-1, 4)  # C order: fast row gathers
+    det_boxes = np.ascontiguousarray(det_boxes, dtype=np.float64).reshape(-1, 4)
     det_scores = np.asarray(det_scores, dtype=np.float64)
     gt_image = np.asarray(gt_image, dtype=np.int64)
     det_image = np.asarray(det_image, dtype=np.int64)
@@ -221,7 +221,7 @@ def coco_metrics(
     order = np.lexsort((-det_scores, det_image))
     rank = _rank_within_image(det_image[order])
     order = order[rank < MAX_DETECTIONS]
-    boxes, scores, images = det_boxes[order], det_scores[order], det_image[order]
+    boxes, scores, images = np.take(det_boxes, order, axis=0), det_scores[order], det_image[order]
     num_dets = len(order)
 
     gt_area = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
@@ -231,7 +231,7 @@ def coco_metrics(
     det_outside = (det_area[None, :] < ranges[:, :1]) | (det_area[None, :] > ranges[:, 1:])  # (A, D)
 
     pair_det, pair_gt = image_pairs(gt_image, images, num_images)
-    ious = pair_iou(boxes[pair_det], gt_boxes[pair_gt], plus_one=False)
+    ious = pair_iou(np.take(boxes, pair_det, axis=0), np.take(gt_boxes, pair_gt, axis=0), plus_one=False)
     close = ious >= IOU_THRESHOLDS[0]
     matched, matched_ignored = _match(pair_det[close], pair_gt[close], ious[close], images, gt_ignored, num_dets)
     det_ignored = np.where(matched, matched_ignored, det_outside[:, None, :])  # (A, T, D)

@@ -173,9 +173,9 @@ def _subset(labels: DetectionLabels, detections: Detections, images) -> _Subset:
     det_keep = mask[detections.image_index]
     return _Subset(
         labels.image_index[gt_keep],
-        labels.boxes[gt_keep],
+        np.ascontiguousarray(labels.boxes[gt_keep]),  # C order: fast row gathers below
         detections.image_index[det_keep],
-        detections.boxes[det_keep],
+        np.ascontiguousarray(detections.boxes[det_keep]),
         detections.scores[det_keep],
         int(mask.sum()),
     )
@@ -196,7 +196,8 @@ def _ranked_true_positives(sub: _Subset, num_images: int) -> np.ndarray:
     order = np.lexsort((-sub.det_scores, sub.det_image))  # step 2: per image, descending score, stable
     det_image = sub.det_image[order]
     pair_det, pair_gt = image_pairs(sub.gt_image, det_image, num_images)
-    ious = pair_iou(sub.det_boxes[order][pair_det], sub.gt_boxes[pair_gt], plus_one=True)
+    det_boxes = np.take(sub.det_boxes, order, axis=0)
+    ious = pair_iou(np.take(det_boxes, pair_det, axis=0), np.take(sub.gt_boxes, pair_gt, axis=0), plus_one=True)
     close = ious >= IOU_THRESHOLD
     pair_det, pair_gt, ious = pair_det[close], pair_gt[close], ious[close]
     # The best box of each detection: highest IoU, ties the first in file order. Boxes below 0.5 never win, and
