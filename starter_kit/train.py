@@ -272,18 +272,18 @@ def validate(embedder: nn.Module, data: TrainData, device: torch.device, cfg: di
     from scorer.recognition import evaluate_recognition
 
     rt = cfg["runtime"]
+    rows = data.val_rows  # sorted (np.flatnonzero): memmap reads in order
     feats = embed_faces(
         embedder,
-        data.faces.images[np.sort(data.val_rows)],
+        data.faces.images[rows],
         device,
         batch_size=rt["val_batch_size"],
         bf16=rt["bf16"],
         channels_last=rt["channels_last"],
     )
-    order = np.argsort(data.val_rows)
-    labels_sorted = data.val_labels[order]
-    names = tuple(data.faces.names[i] for i in np.sort(data.val_rows))
-    labels = RecognitionLabels(names, np.zeros((len(names), 4)), labels_sorted, all_same_identity_pairs(labels_sorted))
+    names = tuple(data.faces.names[i] for i in rows)
+    pairs = all_same_identity_pairs(data.val_labels)
+    labels = RecognitionLabels(names, np.zeros((len(names), 4)), data.val_labels, pairs)
     scores = evaluate_recognition(labels, feats.astype(np.float64))
     return {"val_rank1": scores.rank1, "val_cmc5": scores.cmc["5"], "val_cmc10": scores.cmc["10"]}
 
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         row = train(cfg)
     except (KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
         return 1
     finally:
         if dist.is_initialized():

@@ -144,6 +144,7 @@ def test_softmax_pretraining_initialises_the_full_model(mini_dataset, tmp_path):
         (["loss.name=arcfase"], 1, "unknown loss 'arcfase'; valid: arcface"),
         (["method.name=fusion"], 1, "unknown method 'fusion'"),
         (["optim.batch_size=4096"], 1, "lower optim.batch_size"),
+        (["data.root=/nonexistent/icartoonface"], 1, "icartoonface_rectrain_det.txt: no such file"),
     ],
 )
 def test_train_command_line_reports_a_bad_config_in_one_line(mini_dataset, tmp_path, args, code, message, capsys):
