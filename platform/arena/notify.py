@@ -15,17 +15,23 @@ from .models import Membership, Notification, Submission
 log = logging.getLogger(__name__)
 
 
-def send_mail(to: str, subject: str, body: str) -> None:
-    """Send one mail, or log it when no SMTP server is configured (the embedded default)."""
+def send_mail(to: str, subject: str, body: str) -> bool:
+    """Send one mail, or log it when no SMTP server is configured (the embedded default). A mail server that
+    fails is logged, never raised: the action that mails (a registration, a score) has happened."""
     config = current_app.config
     if not config.get("SMTP_HOST"):
         log.warning("mail to %s (no SMTP configured): %s\n%s", to, subject, body)
-        return
+        return False
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = config["MAIL_FROM"], to, subject
     message.set_content(body)
-    with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=10) as smtp:
-        smtp.send_message(message)
+    try:
+        with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=10) as smtp:
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException):
+        log.exception("could not mail %s through %s:%s", to, config["SMTP_HOST"], config["SMTP_PORT"])
+        return False
+    return True
 
 
 def submission_done(session: Session, sub: Submission) -> None:
@@ -40,7 +46,4 @@ def submission_done(session: Session, sub: Submission) -> None:
     for member in members:
         session.add(Notification(user_id=member.user_id, message=text[:500], link=f"/submissions/{sub.id}"))
         if current_app.config.get("SMTP_HOST"):
-            try:
-                send_mail(member.user.email, f"[{sub.phase.challenge.title}] {text[:80]}", text)
-            except OSError:
-                log.exception("could not mail %s", member.user.email)
+            send_mail(member.user.email, f"[{sub.phase.challenge.title}] {text[:80]}", text)
