@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(watchdog)
     app.cli.add_command(user_group)
+    app.cli.add_command(baseline_group)
     from .demo import demo
 
     app.cli.add_command(demo)
@@ -96,6 +97,43 @@ def user_create(email: str, password: str, organizer: bool):
     user.verified, user.is_organizer = True, organizer
     session.commit()
     click.echo(f"created {'organizer' if organizer else 'user'} {user.email}")
+
+
+@click.group("baseline", help="Reference submissions shown as marked rows on the boards.")
+def baseline_group():
+    pass
+
+
+@baseline_group.command("post")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--challenge", "challenge_slug", required=True)
+@click.option("--phase", "phase_slug", required=True)
+@click.option("--track", "track_slug", required=True)
+@click.option("--name", required=True, help="the row's name, e.g. 'ArcFace R50'")
+@click.option("--note", default="", help="shown on the submission: config, commit, checkpoint")
+@click.option("--as", "email", required=True, help="the organizer account that posts it")
+@with_appcontext
+def baseline_post(file: Path, challenge_slug, phase_slug, track_slug, name, note, email):
+    """Post FILE as a baseline submission; it is scored by a worker like any other."""
+    from sqlalchemy import select
+
+    from .db import get_session
+    from .errors import ArenaError
+    from .models import Challenge, User
+    from .services import admin, submissions
+
+    session = get_session()
+    try:
+        actor = admin.require_organizer(session.scalar(select(User).where(User.email == email.strip().lower())))
+        challenge = session.scalar(select(Challenge).where(Challenge.slug == challenge_slug))
+        if challenge is None:
+            raise click.ClickException(f"no challenge '{challenge_slug}'")
+        phase, track = submissions.phase_and_track(session, challenge, phase_slug, track_slug)
+        with open(file, "rb") as stream:
+            sub = admin.post_baseline(session, actor, phase, track, stream, file.name, name, note)
+    except ArenaError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"baseline submission {sub.id} '{name}' is {sub.state}")
 
 
 @click.command("worker", help="Run an RQ worker scoring submissions, with a watchdog thread (arena/watchdog.py).")

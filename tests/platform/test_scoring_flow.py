@@ -176,3 +176,60 @@ def test_watchdog_requeues_a_silent_run_then_fails_it_and_refunds(app, client, d
             assert result[expected] == 1
     sub = _sub(db, sub_id)
     assert sub.state == "failed" and "not counted against you" in sub.error
+
+
+def test_an_organizer_posts_a_baseline_by_api_and_it_is_a_marked_row(app, client, db, data, challenge, team_user):
+    import io
+
+    from arena_testkit import make_user, token_for
+
+    headers = token_for(db, make_user(db, "org@example.com", organizer=True))
+    response = client.post(
+        "/api/v1/admin/baselines",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={
+            "challenge": "tiny",
+            "phase": "dev",
+            "track": "detection",
+            "name": "Oracle boxes",
+            "note": "the GT itself",
+            "file": (io.BytesIO(data.detection_csv()), "b.csv"),
+        },
+    )
+    assert response.status_code == 202 and response.get_json()["is_baseline"]
+    run_worker(app)
+    rows = client.get("/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard").get_json()["rows"]
+    assert [(r["name"], r["baseline"], r["rank"]) for r in rows] == [("Oracle boxes", True, None)]
+
+
+def test_an_organizer_posts_a_baseline_from_the_command_line(app, db, data, challenge, tmp_path):
+    from arena_testkit import make_user
+
+    make_user(db, "org@example.com", organizer=True)
+    make_user(db, "p@example.com")
+    path = tmp_path / "b.csv"
+    path.write_bytes(data.detection_csv())
+    args = [
+        "baseline",
+        "post",
+        str(path),
+        "--challenge",
+        "tiny",
+        "--phase",
+        "dev",
+        "--track",
+        "detection",
+        "--name",
+        "CenterNet R18",
+        "--note",
+        "run 7",
+    ]
+    refused = app.test_cli_runner().invoke(args=[*args, "--as", "p@example.com"])
+    assert refused.exit_code == 1 and "organizers only" in refused.output
+    result = app.test_cli_runner().invoke(args=[*args, "--as", "org@example.com"])
+    assert result.exit_code == 0 and "'CenterNet R18' is queued" in result.output
+    run_worker(app)
+    sub = db.query(Submission).one()
+    db.refresh(sub)
+    assert sub.is_baseline and sub.state == "finished" and sub.note == "run 7"
