@@ -17,8 +17,10 @@ medium / large, maxDets 100), and boxes given as corners (x1, y1, x2, y2) that p
 - a summary value is the mean of the entries that are not -1; where nothing is defined (no ground truth in an area
   range) it is -1, exactly as pycocotools reports it.
 
-The only loop is over the rank of a detection within its image (at most 100 steps): within one step every image
-has at most one detection, so all images are matched at once.
+Matching without a Python loop over images: only pairs with IoU >= 0.5 can ever match. A detection with a single
+such box that no other detection can take gets it wherever the IoU reaches the threshold, with no loop at all
+(most pairs at the official size). The rest loop over the rank of a detection among its image's remaining ones
+(at most 100 steps): within one step every image has at most one detection, so all images are matched at once.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ AREA_RANGES = {  # pycocotools' areaRng, in its order
 MAX_DETECTIONS = 100
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CocoScores:
     """The COCO summary numbers of pycocotools' `stats` that the detection track reports (-1 where undefined).
 
@@ -108,6 +110,19 @@ def pair_iou(det_boxes: np.ndarray, gt_boxes: np.ndarray, *, plus_one: bool) -> 
     overlap = (w > 0) & (h > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(overlap, inter / np.where(overlap, union, 1.0), 0.0)
+
+
+def score_ranking(det_scores: np.ndarray, det_image: np.ndarray, num_images: int) -> np.ndarray:
+    """int64 (D,): detections by descending score, then image index, then file order.
+
+    det_scores: float64 (D,), det_image: int (D,) in [0, num_images). This is both the ap50 ranking and
+    pycocotools' (images in sorted id order, each image's detections by a stable sort on score, then one stable
+    sort on score of them all). Two stable sorts: by image first (a radix sort when indices fit 16 bits), then by
+    score.
+    """
+    image_key = det_image.astype(np.uint16) if num_images <= 2**16 else det_image
+    by_image = np.argsort(image_key, kind="stable")
+    return by_image[np.argsort(-det_scores[by_image], kind="stable")]
 
 
 def _rank_within_image(det_image: np.ndarray) -> np.ndarray:
@@ -217,11 +232,14 @@ def coco_metrics(
     gt_image = np.asarray(gt_image, dtype=np.int64)
     det_image = np.asarray(det_image, dtype=np.int64)
 
-    # Per image: descending score, stable; keep the first MAX_DETECTIONS.
-    order = np.lexsort((-det_scores, det_image))
-    rank = _rank_within_image(det_image[order])
-    order = order[rank < MAX_DETECTIONS]
-    boxes, scores, images = np.take(det_boxes, order, axis=0), det_scores[order], det_image[order]
+    # Per image: descending score, stable; keep the first MAX_DETECTIONS. `order` is pycocotools' per-image order.
+    ranking = score_ranking(det_scores, det_image, num_images)
+    image_key = det_image.astype(np.uint16) if num_images <= 2**16 else det_image
+    order = ranking[np.argsort(image_key[ranking], kind="stable")]
+    order = order[_rank_within_image(det_image[order]) < MAX_DETECTIONS]
+    position = np.full(len(det_scores), -1, dtype=np.int64)
+    position[order] = np.arange(len(order))
+    boxes, images = np.take(det_boxes, order, axis=0), det_image[order]
     num_dets = len(order)
 
     gt_area = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
@@ -236,8 +254,9 @@ def coco_metrics(
     matched, matched_ignored = _match(pair_det[close], pair_gt[close], ious[close], images, gt_ignored, num_dets)
     det_ignored = np.where(matched, matched_ignored, det_outside[:, None, :])  # (A, T, D)
 
-    # accumulate(): all detections, images in index order, ranked by a stable sort on descending score.
-    ranked = np.argsort(-scores, kind="mergesort")
+    # accumulate(): all kept detections by a stable sort on descending score of the per-image sequence.
+    ranked = position[ranking]
+    ranked = ranked[ranked >= 0]
     counted = ~det_ignored
     tps = np.ascontiguousarray((matched & counted)[:, :, ranked])  # (A, T, D)
     fps = np.ascontiguousarray((~matched & counted)[:, :, ranked])

@@ -10,8 +10,9 @@
    detections in the order of step 2;
 4. all-point AP (VOC2010+).
 
-Step 2 needs no loop: a detection whose best box has IoU >= 0.5 is a true positive iff it is the first detection,
-in step-2 order, whose best box is that box (a false positive never marks its box).
+No loop is needed: within one image the ranking of step 3 is the order of step 2, so one ranking serves both, and a
+detection whose best box has IoU >= 0.5 is a true positive iff it is the first detection in that ranking whose best
+box is that box (a false positive never marks its box).
 
 The secondary numbers are pycocotools' COCOeval('bbox'), reimplemented in `scorer.coco`.
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scorer.coco import coco_metrics, image_pairs, pair_iou
+from scorer.coco import coco_metrics, image_pairs, pair_iou, score_ranking
 from scorer.formats import DetectionLabels, Detections
 
 log = logging.getLogger(__name__)
@@ -193,26 +194,28 @@ def _first_of_runs(keys: np.ndarray) -> np.ndarray:
 
 def _ranked_true_positives(sub: _Subset, num_images: int) -> np.ndarray:
     """bool (D,): steps 1 to 3 of ap50, the true-positive flag of each detection in the global ranking."""
-    order = np.lexsort((-sub.det_scores, sub.det_image))  # step 2: per image, descending score, stable
-    det_image = sub.det_image[order]
-    pair_det, pair_gt = image_pairs(sub.gt_image, det_image, num_images)
-    det_boxes = np.take(sub.det_boxes, order, axis=0)
+    ranked = score_ranking(sub.det_scores, sub.det_image, num_images)
+    pair_det, pair_gt = image_pairs(sub.gt_image, sub.det_image[ranked], num_images)  # det = position in ranking
+    det_boxes = np.take(sub.det_boxes, ranked, axis=0)
     ious = pair_iou(np.take(det_boxes, pair_det, axis=0), np.take(sub.gt_boxes, pair_gt, axis=0), plus_one=True)
     close = ious >= IOU_THRESHOLD
     pair_det, pair_gt, ious = pair_det[close], pair_gt[close], ious[close]
-    # The best box of each detection: highest IoU, ties the first in file order. Boxes below 0.5 never win, and
-    # when the best box is below 0.5 the detection is a false positive whichever box it is.
-    best = np.lexsort((pair_gt, -ious, pair_det))
-    first_of_det = _first_of_runs(pair_det[best])
-    det_with_box, box = pair_det[best][first_of_det], pair_gt[best][first_of_det]
-    # A box goes to the first detection (in step-2 order, which is the index order of `order`) that takes it.
-    by_box = np.lexsort((det_with_box, box))
-    first_of_box = _first_of_runs(box[by_box])
-    tp = np.zeros(len(order), dtype=bool)
-    tp[det_with_box[by_box][first_of_box]] = True
-    # Step 3: a stable sort on descending score of the step-2 sequence (images in GT order, then step-2 order).
-    ranked = np.argsort(-sub.det_scores[order], kind="stable")
-    return tp[ranked]
+    tp = np.zeros(len(ranked), dtype=bool)
+    if len(pair_det) == 0:
+        return tp
+    # The best box of each detection: highest IoU, ties the first in file order (pairs come grouped by detection,
+    # boxes in file order). Boxes below 0.5 never win, and when the best box is below 0.5 the detection is a false
+    # positive whichever box it is.
+    starts = np.flatnonzero(_first_of_runs(pair_det))
+    segment = np.cumsum(_first_of_runs(pair_det)) - 1
+    top = ious == np.maximum.reduceat(ious, starts)[segment]
+    first_top = np.flatnonzero(top)[_first_of_runs(segment[top])]
+    det_with_box, box = pair_det[first_top], pair_gt[first_top]
+    # A box goes to the first detection that takes it; a false positive never marks its box.
+    winner = np.full(len(sub.gt_image), len(ranked), dtype=np.int64)
+    np.minimum.at(winner, box, det_with_box)
+    tp[winner[winner < len(ranked)]] = True
+    return tp
 
 
 def _curve(tp: np.ndarray, num_gt: int) -> PRCurve:
