@@ -250,7 +250,8 @@ def train_step(
     augment_generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, dict]:
     """One SGD step on a batch from the loader: images uint8 (B, S, S, 3), labels and domains int64 (B,), on any
-    device. Normalisation and augmentation (when a generator is given) run on `device`. Returns (loss, parts)."""
+    device. Normalisation and augmentation (when a generator is given) run on `device`. Returns the detached
+    (loss, parts)."""
     images = images.to(device, non_blocking=True)
     labels, domains = labels.to(device, non_blocking=True), domains.to(device, non_blocking=True)
     x = normalize(images, channels_last)
@@ -261,7 +262,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss, parts
+    return loss.detach(), parts
 
 
 def validate(embedder: nn.Module, data: TrainData, device: torch.device, cfg: dict) -> dict[str, float]:
