@@ -155,13 +155,12 @@ def _count_hits(
         "rank-k search: %d probes x %d distinct distractors, backend %s", len(probes), len(distractors.rows), chosen
     )
 
-    distractor_unit = search.unit_rows(features[distractors.rows])
     rows, inverse = np.unique(pairs, return_inverse=True)
     labelled_unit = search.unit_rows(features[rows])
     inverse = inverse.reshape(pairs.shape)
     probe_slot = np.searchsorted(rows, probes)
     kth, kth_bound = search.approximate_kth(
-        labelled_unit[probe_slot], distractor_unit, distractors.counts, ks, backend=chosen, block_size=block_size
+        labelled_unit[probe_slot], features, distractors, ks, backend=chosen, block_size=block_size
     )
     mate = _mate_cosines(labelled_unit, labels.labels[rows], inverse[:, 0], inverse[:, 1])
     exact64 = search.error_bound(dim, search.UNIT_ROUNDOFF[np.dtype(np.float64)])
@@ -175,8 +174,8 @@ def _count_hits(
         redo = np.unique(probe_of_pair[unsure])
         kth[redo], bound64 = search.approximate_kth(
             labelled_unit[probe_slot[redo]],
-            distractor_unit,
-            distractors.counts,
+            features,
+            distractors,
             ks,
             backend="numpy",
             block_size=block_size,
@@ -188,7 +187,7 @@ def _count_hits(
         unsure_probes, slot = np.unique(probe_of_pair[unsure], return_inverse=True)
         deepest = int(np.argmax(ks))  # the max(ks)-th value is the lowest: its bound covers every k
         lower = kth[unsure_probes, deepest] - kth_error[unsure_probes]
-        exact_kth = search.exact_kth(features, probes[unsure_probes], distractors, distractor_unit, lower, ks)
+        exact_kth = search.exact_kth(features, probes[unsure_probes], distractors, lower, ks)
         exact_mate = search.canonical_cosine(features, pairs[unsure, 0], pairs[unsure, 1])
         hit[unsure] = exact_mate[:, None] > exact_kth[slot]  # canonical decisions agree with the sure ones
         log.debug("%d of %d pairs recomputed canonically (%d probes)", len(unsure), len(pairs), len(unsure_probes))
@@ -263,7 +262,9 @@ def _check_features(labels: RecognitionLabels, features) -> np.ndarray:
         raise ValueError(f"features must be floating point, not {features.dtype}")
     if features.shape[1] < 1:
         raise ValueError("features have dimension 0")
-    finite = np.isfinite(features).all(axis=1)
+    finite = np.concatenate(
+        [np.isfinite(features[start : start + 8192]).all(axis=1) for start in range(0, len(features), 8192)]
+    )  # by chunks: no (N, d) mask
     if not finite.all():
         raise ValueError(f"feature row {int(np.argmin(finite))} holds a NaN or infinite value")
     nonzero = features.any(axis=1)

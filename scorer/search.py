@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "numpy", "faiss")
 UNIT_ROUNDOFF = {np.dtype(np.float64): 2.0**-53, np.dtype(np.float32): 2.0**-24}
-DEFAULT_BLOCK_SIZE = 4096  # probes per block
+DEFAULT_BLOCK_SIZE = 512  # probes per block of the numpy GEMM
+FAISS_TILE = 8192  # distractors per faiss.knn call
 BLOCK_ELEMENTS = 2**22  # the numpy GEMM's buffer: block × tile <= this many float64 (32 MiB)
 AUTO_FAISS_MIN_PRODUCTS = 1_000_000  # probes × distractors from which "auto" picks faiss (measured crossover)
 EXACT_BLOCK_SIZE = 256  # probes per block of the canonical refinement
@@ -173,16 +174,50 @@ class Distractors:
 
 
 def distinct_distractors(features: np.ndarray, distractor_rows: np.ndarray) -> Distractors:
-    """Merge distractors whose feature rows are byte-identical; features (N, d), distractor_rows int (D,)."""
-    distractor_rows = np.asarray(distractor_rows, dtype=np.int64)
-    if len(distractor_rows) == 0:
-        return Distractors(distractor_rows, np.zeros(0, dtype=np.int64))
-    block = np.ascontiguousarray(features[distractor_rows])
-    block[block == 0] = 0.0  # -0.0 and 0.0 are one value
+    """Merge distractors whose feature rows are equal (-0.0 equals 0.0); features (N, d), distractor_rows int (D,).
+
+    Rows are hashed by chunks (a multiply-add hash of their bits, modulo 2**64), and every merge is then checked
+    value by value, so memory stays bounded by the chunk; a hash collision (never seen) falls back to sorting.
+    """
+    rows = np.asarray(distractor_rows, dtype=np.int64)
+    if len(rows) == 0:
+        return Distractors(rows, np.zeros(0, dtype=np.int64))
+    word = {8: np.uint64, 4: np.uint32, 2: np.uint16}[features.dtype.itemsize]
+    multipliers = _hash_multipliers(features.shape[1])
+    hashes = np.empty(len(rows), dtype=np.uint64)
+    chunk = _rows_per_chunk(features.shape[1])
+    for start in range(0, len(rows), chunk):
+        block = np.array(features[rows[start : start + chunk]])
+        block[block == 0] = 0  # -0.0 and 0.0 are one value
+        hashes[start : start + len(block)] = (block.view(word).astype(np.uint64) * multipliers).sum(axis=1)
+    _, first, inverse, counts = np.unique(hashes, return_index=True, return_inverse=True, return_counts=True)
+    representative = rows[first[inverse.ravel()]]
+    merged = np.flatnonzero(representative != rows)
+    for start in range(0, len(merged), chunk):
+        pick = merged[start : start + chunk]
+        if not np.array_equal(features[rows[pick]], features[representative[pick]]):
+            log.warning("distractor row hashes collided; merging duplicates by sorting instead")
+            return _distinct_by_sorting(features, rows)
+    order = np.argsort(first, kind="stable")
+    return Distractors(rows[first[order]], counts[order].astype(np.int64))
+
+
+def _hash_multipliers(dim: int) -> np.ndarray:
+    """uint64 (dim,) fixed odd multipliers of the row hash."""
+    return np.random.default_rng(0x5EED).integers(0, 2**63, dim, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+def _distinct_by_sorting(features: np.ndarray, rows: np.ndarray) -> Distractors:
+    block = np.array(features[rows])
+    block[block == 0] = 0
     keys = block.view(np.dtype((np.void, block.dtype.itemsize * block.shape[1]))).ravel()
     _, first, counts = np.unique(keys, return_index=True, return_counts=True)
     order = np.argsort(first, kind="stable")
-    return Distractors(distractor_rows[first[order]], counts[order].astype(np.int64))
+    return Distractors(rows[first[order]], counts[order].astype(np.int64))
+
+
+def _rows_per_chunk(dim: int) -> int:
+    return max(1, BLOCK_ELEMENTS // max(dim, 1))
 
 
 def _weighted_kth(values: np.ndarray, counts: np.ndarray, ks: Sequence[int]) -> np.ndarray:
@@ -207,6 +242,25 @@ def _tile_size(block_rows: int) -> int:
     return max(256, BLOCK_ELEMENTS // max(block_rows, 1))
 
 
+def distractor_tiles(features: np.ndarray, distractors: Distractors, tile_size: int, dtype=np.float64):
+    """Yield (first, unit rows (T, d) in dtype, counts (T,)) for consecutive tiles of the distinct distractors,
+    normalised on the fly: no unit copy of the whole set is ever held."""
+    for first in range(0, len(distractors.rows), tile_size):
+        rows = distractors.rows[first : first + tile_size]
+        yield first, unit_rows(features[rows], dtype), distractors.counts[first : first + tile_size]
+
+
+def _merge_top(values, counts, new_values, new_counts, keep: int):
+    """The `keep` largest of two (B, ·) candidate sets, with their counts."""
+    values = np.concatenate([values, new_values], axis=1)
+    counts = np.concatenate([counts, new_counts], axis=1)
+    if values.shape[1] > keep:
+        top = np.argpartition(values, values.shape[1] - keep, axis=1)[:, -keep:]
+        values = np.take_along_axis(values, top, axis=1)
+        counts = np.take_along_axis(counts, top, axis=1)
+    return values, counts
+
+
 def resolve_backend(backend: str, num_products: int) -> str:
     """The backend to use: 'numpy' or 'faiss' ('auto' picks faiss for large searches when it is installed)."""
     if backend not in BACKENDS:
@@ -221,60 +275,55 @@ def resolve_backend(backend: str, num_products: int) -> str:
 
 def approximate_kth(
     probe_unit: np.ndarray,
-    distractor_unit: np.ndarray,
-    counts: np.ndarray,
+    features: np.ndarray,
+    distractors: Distractors,
     ks: Sequence[int],
     *,
     backend: str,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> tuple[np.ndarray, float]:
     """(kth float64 (P, len(ks)), bound): each probe's k-th largest approximate similarity to the distractors
-    (repeated `counts` times; -inf when fewer than k), and the bound on |approximate − exact cosine|.
+    (each repeated its count; -inf when fewer than k), and the bound on |approximate − exact cosine|.
 
-    probe_unit float64 (P, d) and distractor_unit float64 (U, d) unit rows; counts int64 (U,).
-    backend 'numpy' multiplies in float64 by blocks of block_size probes × tiles of distractors (BLOCK_ELEMENTS);
-    'faiss' searches a float32 IndexFlatIP by blocks of block_size probes. Memory beyond the inputs is bounded
-    by the block, never P × U.
+    probe_unit float64 (P, d) unit rows; features (N, d) raw, of which distractors.rows are the distractors.
+    The distractors are normalised tile by tile. backend 'numpy' multiplies in float64 by blocks of block_size
+    probes × tiles of BLOCK_ELEMENTS / block_size distractors; 'faiss' runs `faiss.knn` (float32 inner product)
+    of all probes against tiles of FAISS_TILE distractors. Memory beyond the probes is bounded by the tile and the
+    block (plus P × max(ks) candidates), never P × D.
     """
-    kmax = max(ks)
+    keep = min(max(ks), len(distractors.rows))  # the max(ks) largest distinct values hold the k-th with repeats
     num_probes, dim = probe_unit.shape
-    kth = np.full((num_probes, len(ks)), -np.inf)
-    if len(distractor_unit) == 0 or num_probes == 0:
-        return kth, 0.0
-    keep = min(kmax, len(distractor_unit))  # the kmax largest distinct values hold the kmax-th with repeats
+    if keep == 0 or num_probes == 0:
+        return np.full((num_probes, len(ks)), -np.inf), 0.0
+    best_values = np.empty((num_probes, 0))
+    best_counts = np.empty((num_probes, 0), dtype=np.int64)
     if backend == "faiss":
         import faiss
 
-        index = faiss.IndexFlatIP(dim)
-        index.add(np.ascontiguousarray(distractor_unit, dtype=np.float32))
-        for start in range(0, num_probes, block_size):
-            block = np.ascontiguousarray(probe_unit[start : start + block_size], dtype=np.float32)
-            values, found = index.search(block, keep)
-            kth[start : start + len(block)] = _weighted_kth(values.astype(np.float64), counts[found], ks)
-        return kth, error_bound(dim, UNIT_ROUNDOFF[np.dtype(np.float32)])
+        probes32 = np.ascontiguousarray(probe_unit, dtype=np.float32)
+        for _, tile, tile_counts in distractor_tiles(features, distractors, FAISS_TILE, np.float32):
+            values, found = faiss.knn(probes32, tile, min(keep, len(tile)), metric=faiss.METRIC_INNER_PRODUCT)
+            best_values, best_counts = _merge_top(
+                best_values, best_counts, values.astype(np.float64), tile_counts[found], keep
+            )
+        return _weighted_kth(best_values, best_counts, ks), error_bound(dim, UNIT_ROUNDOFF[np.dtype(np.float32)])
     if backend != "numpy":
         raise ValueError(f"unknown backend {backend!r}; choose 'numpy' or 'faiss'")
-    for start in range(0, num_probes, block_size):
-        block = probe_unit[start : start + block_size]
-        best_values = np.empty((len(block), 0))
-        best_counts = np.empty((len(block), 0), dtype=np.int64)
-        tile_size = _tile_size(len(block))
-        for tile_start in range(0, len(distractor_unit), tile_size):
-            tile = distractor_unit[tile_start : tile_start + tile_size]
-            sims = block @ tile.T  # (B, T) float64
-            tile_counts = np.broadcast_to(counts[tile_start : tile_start + len(tile)], sims.shape)
+    block_size = min(block_size, num_probes)
+    for _, tile, tile_counts in distractor_tiles(features, distractors, _tile_size(block_size)):
+        tile_values, tile_top_counts = [], []
+        for start in range(0, num_probes, block_size):
+            sims = probe_unit[start : start + block_size] @ tile.T  # (B, T) float64
+            counts = np.broadcast_to(tile_counts, sims.shape)
             if sims.shape[1] > keep:
                 top = np.argpartition(sims, sims.shape[1] - keep, axis=1)[:, -keep:]
-                sims = np.take_along_axis(sims, top, axis=1)
-                tile_counts = np.take_along_axis(tile_counts, top, axis=1)
-            best_values = np.concatenate([best_values, sims], axis=1)
-            best_counts = np.concatenate([best_counts, tile_counts], axis=1)
-            if best_values.shape[1] > keep:
-                top = np.argpartition(best_values, best_values.shape[1] - keep, axis=1)[:, -keep:]
-                best_values = np.take_along_axis(best_values, top, axis=1)
-                best_counts = np.take_along_axis(best_counts, top, axis=1)
-        kth[start : start + len(block)] = _weighted_kth(best_values, best_counts, ks)
-    return kth, error_bound(dim, UNIT_ROUNDOFF[np.dtype(np.float64)])
+                sims, counts = np.take_along_axis(sims, top, axis=1), np.take_along_axis(counts, top, axis=1)
+            tile_values.append(sims)
+            tile_top_counts.append(counts)
+        best_values, best_counts = _merge_top(
+            best_values, best_counts, np.concatenate(tile_values), np.concatenate(tile_top_counts), keep
+        )
+    return _weighted_kth(best_values, best_counts, ks), error_bound(dim, UNIT_ROUNDOFF[np.dtype(np.float64)])
 
 
 # --------------------------------------------------------------------------------------------------- exact
@@ -284,7 +333,6 @@ def exact_kth(
     features: np.ndarray,
     probe_rows: np.ndarray,
     distractors: Distractors,
-    distractor_unit: np.ndarray,
     lower: np.ndarray,
     ks: Sequence[int],
     *,
@@ -292,11 +340,10 @@ def exact_kth(
 ) -> np.ndarray:
     """float64 (P, len(ks)): each probe's k-th largest canonical similarity to the distractors (-inf if fewer).
 
-    features (N, d) raw; probe_rows int64 (P,); distractor_unit float64 (U, d) the fast unit rows of
-    distractors.rows; lower float64 (P,) a lower bound of each probe's canonical max(ks)-th similarity. Only the
-    distractors whose float64 similarity reaches lower − (its error) are computed canonically, by chunks: memory
-    stays bounded, and the time is that of the few distractors near the k-th (all of them only when a submission's
-    distractors are all within ~1e-13 of one another yet not identical).
+    features (N, d) raw; probe_rows int64 (P,); lower float64 (P,) a lower bound of each probe's canonical
+    max(ks)-th similarity. Only the distractors whose float64 similarity reaches lower − (its error) are computed
+    canonically, by chunks: memory stays bounded, and the time is that of the few distractors near the k-th (all
+    of them only when a submission's distractors are all within ~1e-13 of one another yet not identical).
     """
     dim = features.shape[1]
     slack = 2 * error_bound(dim, UNIT_ROUNDOFF[np.dtype(np.float64)])
@@ -306,12 +353,11 @@ def exact_kth(
     for start in range(0, len(probe_rows), block_size):
         stop = min(start + block_size, len(probe_rows))
         entries_probe, entries_distractor = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        tile_size = _tile_size(stop - start)
-        for tile_start in range(0, len(distractor_unit), tile_size):
-            sims = fast_unit[start:stop] @ distractor_unit[tile_start : tile_start + tile_size].T
-            probe, distractor = np.nonzero(sims >= (lower[start:stop] - slack)[:, None])
+        threshold = (lower[start:stop] - slack)[:, None]
+        for first, tile, _ in distractor_tiles(features, distractors, _tile_size(stop - start)):
+            probe, distractor = np.nonzero(fast_unit[start:stop] @ tile.T >= threshold)
             entries_probe.append(probe + start)
-            entries_distractor.append(distractor + tile_start)
+            entries_distractor.append(distractor + first)
         probe = np.concatenate(entries_probe)
         distractor = np.concatenate(entries_distractor)
         if len(probe) == 0:

@@ -122,19 +122,17 @@ def test_approximate_similarities_stay_within_the_error_bound_of_the_canonical_o
     dim = 512
     probes = rng.standard_normal((50, dim)) * rng.uniform(0.01, 100, (50, 1))
     distractors = rng.standard_normal((400, dim))
-    counts = np.ones(400, dtype=np.int64)
     ks = (1, 5)
     approx, bound = search.approximate_kth(
-        search.unit_rows(probes), search.unit_rows(distractors), counts, ks, backend=backend
+        search.unit_rows(probes),
+        distractors,
+        search.Distractors(np.arange(400), np.ones(400, np.int64)),
+        ks,
+        backend=backend,
+        block_size=7,
     )
     exact_unit_probes = search.canonical_unit(probes)
-    exact_unit_distractors = search.canonical_unit(distractors)
-    canonical = np.array(
-        [
-            search.canonical_dot(np.repeat(exact_unit_probes[i : i + 1], 400, axis=0), exact_unit_distractors)
-            for i in range(50)
-        ]
-    )
+    canonical = search.canonical_block(exact_unit_probes, search.canonical_unit(distractors))
     exact_kth = -np.sort(-canonical, axis=1)[:, [0, 4]]
     assert bound == search.error_bound(dim, search.UNIT_ROUNDOFF[np.dtype(dtype)])
     assert np.abs(approx - exact_kth).max() <= bound + search.error_bound(dim, 2.0**-53)
@@ -179,8 +177,12 @@ def test_the_canonical_cosine_is_close_to_the_true_cosine():
     assert np.abs(cosines - true).max() <= 2 * search.error_bound(64, 2.0**-53)
 
 
-def test_identical_distractors_are_merged_with_their_counts():
-    features = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [-0.0, 1.0], [3.0, 3.0], [1.0, 2.0]])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("collide", [False, True])
+def test_identical_distractors_are_merged_with_their_counts(monkeypatch, dtype, collide):
+    if collide:  # every row hashes alike: the value check sees the collision and merges by sorting instead
+        monkeypatch.setattr(search, "_hash_multipliers", lambda dim: np.zeros(dim, dtype=np.uint64))
+    features = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [-0.0, 1.0], [3.0, 3.0], [1.0, 2.0]], dtype=dtype)
     merged = search.distinct_distractors(features, np.array([0, 1, 2, 3, 5]))
     assert merged.rows.tolist() == [0, 1]
     assert merged.counts.tolist() == [3, 2]
