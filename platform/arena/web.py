@@ -53,11 +53,6 @@ def index():
     return render_template("index.html", challenges=challenges)
 
 
-@bp.get("/healthz")
-def healthz():
-    return "ok"
-
-
 # --------------------------------------------------------------------------------------------------- accounts
 
 
