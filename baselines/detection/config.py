@@ -36,8 +36,9 @@ class DetectionConfig:
     offset_weight: float = 1.0
     # data and augmentation
     input_size: int = 512  # square training crop
-    scale_min: float = 0.6  # random scale relative to "longer side fits input_size"
+    scale_min: float = 0.6  # random scale, relative to the native resolution (or to the fitted image, fit_crop)
     scale_max: float = 1.4
+    fit_crop: bool = False  # scale relative to "longer side fits input_size"; then set test_max_size = input_size
     flip: bool = True
     val_fraction: float = 0.05  # training images held out for the per-epoch ap50 (seeded, by image name)
     max_val_images: int = 500

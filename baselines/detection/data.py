@@ -96,15 +96,17 @@ def augment(
     scale_range: tuple[float, float] = (0.6, 1.4),
     flip: bool = True,
     min_box_size: float = 2.0,
+    fit: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random scale (relative to fitting the longer side into `size`), a random size×size crop (zero padding where
-    the scaled image is smaller) and a random horizontal flip.
+    """Random scale, a random size×size crop (zero padding where the scaled image is smaller) and a random
+    horizontal flip. The scale is drawn from scale_range relative to the native resolution, or with fit=True
+    relative to the image whose longer side fits `size` (then predict with test_max_size = size, the same scale).
 
     image: uint8 (H, W, 3); boxes: float (M, 4) inclusive. Returns uint8 (size, size, 3) and the boxes float64
     (M', 4) that keep their centre inside the crop, clipped to it, at least min_box_size wide and high.
     """
     height, width = image.shape[:2]
-    scale = size / max(height, width) * rng.uniform(*scale_range)
+    scale = (size / max(height, width) if fit else 1.0) * rng.uniform(*scale_range)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
     sx, sy = new_w / width, new_h / height
@@ -171,6 +173,7 @@ class DetectionTrainSet(torch.utils.data.Dataset):
             scale_range=(self.cfg.scale_min, self.cfg.scale_max),
             flip=self.cfg.flip,
             min_box_size=self.cfg.min_box_size,
+            fit=self.cfg.fit_crop,
         )
         targets = encode(
             boxes,

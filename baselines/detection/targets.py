@@ -119,12 +119,12 @@ def decode(
     batch, _, h, w = heatmap.shape
     heatmap = heatmap.float()
     peaks = heatmap * (F.max_pool2d(heatmap, 3, stride=1, padding=1) == heatmap)
-    scores, index = peaks.view(batch, -1).topk(min(top_k, h * w), dim=1)
+    scores, index = peaks.reshape(batch, -1).topk(min(top_k, h * w), dim=1)
     ys = torch.div(index, w, rounding_mode="floor").float()
     xs = (index % w).float()
     gather = index[:, None, :].expand(-1, 2, -1)
-    off = offset.float().view(batch, 2, -1).gather(2, gather)  # (B, 2, k)
-    wh = size.float().view(batch, 2, -1).gather(2, gather).exp() * stride
+    off = offset.float().reshape(batch, 2, -1).gather(2, gather)  # (B, 2, k)
+    wh = size.float().reshape(batch, 2, -1).gather(2, gather).exp() * stride
     cx = (xs + off[:, 0]) * stride
     cy = (ys + off[:, 1]) * stride
     boxes = torch.stack([cx - wh[:, 0] / 2, cy - wh[:, 1] / 2, cx + wh[:, 0] / 2 - 1, cy + wh[:, 1] / 2 - 1], dim=2)

@@ -98,3 +98,14 @@ def test_detect_caps_sorts_and_keeps_boxes_inside_any_image_size(max_size, flip_
         assert np.all((result.boxes[:, 0] >= 0) & (result.boxes[:, 2] <= width - 1))
         assert np.all((result.boxes[:, 1] >= 0) & (result.boxes[:, 3] <= height - 1))
         assert np.all(result.boxes[:, 2:] >= result.boxes[:, :2])
+
+
+def test_detect_in_channels_last_memory_format_gives_the_same_boxes():
+    """The GPU path runs channels_last; decoding must not assume contiguous maps."""
+    torch.manual_seed(0)
+    model = build_detector(DetectionConfig(backbone="tiny_det", neck_channels=16, head_channels=8)).eval()
+    images = [np.random.default_rng(1).integers(0, 255, (70, 90, 3), dtype=np.uint8)]
+    plain = detect(model, images, score_threshold=0.0, max_detections=10)[0]
+    model = model.to(memory_format=torch.channels_last)
+    last = detect(model, images, score_threshold=0.0, max_detections=10, channels_last=True)[0]
+    assert np.allclose(plain.boxes, last.boxes, atol=1e-3) and np.allclose(plain.scores, last.scores, atol=1e-5)

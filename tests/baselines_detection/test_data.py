@@ -28,31 +28,32 @@ def _painted(height: int, width: int, boxes: np.ndarray) -> np.ndarray:
     return image
 
 
-@pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("scale_range", [(1.0, 1.0), (0.5, 1.5)])
-def test_augmented_boxes_stay_on_the_pixels_of_their_faces(seed, scale_range):
+@pytest.mark.parametrize("fit", [False, True])
+def test_augmented_boxes_stay_on_the_pixels_of_their_faces(scale_range, fit):
     boxes = np.array([[10, 20, 49, 59], [70, 5, 99, 24], [30, 80, 44, 94]], dtype=np.float64)
     image = _painted(120, 160, boxes)
-    out, out_boxes = augment(
-        image, boxes, np.random.default_rng(seed), size=96, scale_range=scale_range, flip=True, min_box_size=4
-    )
-    assert out.shape == (96, 96, 3) and out.dtype == np.uint8
-    matched = 0
-    for k in range(len(boxes)):
-        ys, xs = np.nonzero(out[:, :, k] > 127)
-        if len(xs) == 0:
-            continue
-        painted = (xs.min(), ys.min(), xs.max(), ys.max())  # the face's pixels, as the augmented image shows them
-        cx, cy = (painted[0] + painted[2]) / 2, (painted[1] + painted[3]) / 2
-        clearly_kept = 3 < cx < 92 and 3 < cy < 92 and painted[2] - painted[0] > 6 and painted[3] - painted[1] > 6
-        # bilinear resizing blends the face's edge pixels: its box may lie up to 1.5 pixels outside them
-        on_it = [box for box in out_boxes if np.abs(np.asarray(box) - painted).max() <= 1.5]
-        if clearly_kept:
-            assert len(on_it) == 1, f"face {k} at {painted} has no box on it: {out_boxes.tolist()}"
-            matched += 1
-    for x1, y1, x2, y2 in out_boxes:
-        assert 0 <= x1 <= x2 <= 95 and 0 <= y1 <= y2 <= 95
-    assert len(out_boxes) >= matched
+    checked = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        out, out_boxes = augment(
+            image, boxes, rng, size=96, scale_range=scale_range, flip=True, min_box_size=4, fit=fit
+        )
+        assert out.shape == (96, 96, 3) and out.dtype == np.uint8
+        for x1, y1, x2, y2 in out_boxes:
+            assert 0 <= x1 <= x2 <= 95 and 0 <= y1 <= y2 <= 95
+        for k in range(len(boxes)):
+            ys, xs = np.nonzero(out[:, :, k] > 127)
+            if len(xs) == 0:
+                continue
+            painted = (xs.min(), ys.min(), xs.max(), ys.max())  # the face's pixels, as the augmented image shows them
+            # a face wholly inside the crop must keep its box (one cut by the crop edge may be dropped)
+            if min(painted) > 1 and max(painted) < 94 and min(painted[2] - painted[0], painted[3] - painted[1]) > 6:
+                # bilinear resizing blends the face's edge pixels: its box may lie up to 1.5 pixels outside them
+                on_it = [box for box in out_boxes if np.abs(np.asarray(box) - painted).max() <= 1.5]
+                assert len(on_it) == 1, f"seed {seed}: face {k} at {painted} has no box on it: {out_boxes.tolist()}"
+                checked += 1
+    assert checked >= 6  # the property was checked on enough faces to mean something
 
 
 def test_augmentation_at_scale_one_without_flip_only_translates():
