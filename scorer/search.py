@@ -18,9 +18,9 @@ every machine. It is what rank-1, CMC and verification compare.
 
 Computing every canonical similarity would be slow, so the search is done fast and then certified:
 
-1. Approximate pass: all probes against all (de-duplicated) distractors, with numpy (float64 GEMM) or faiss
-   (float32 `IndexFlatIP`), keeping each probe's k-th largest approximate similarity; the mates' cosines come
-   from one small float64 Gram block per identity.
+1. Approximate pass: all probes against all (de-duplicated) distractors, tile by tile, with numpy (float64 GEMM)
+   or faiss (`faiss.knn`, exact float32 inner products), keeping each probe's k-th largest approximate
+   similarity; the mates' cosines come from one small float64 Gram block per identity.
 2. Any way of computing the cosine of unit vectors in a precision with unit roundoff u, any summation order, is
    within `error_bound(d, u) = 1.25 (2d + 8) u` of the exact cosine (the classic dot-product bound γ_d plus the
    normalisation and the cast; 25 % spare): about 8e-5 in float32 and 1.4e-13 in float64 at d = 512. A k-th
