@@ -318,7 +318,7 @@ def _fast_numbers(columns: Sequence[tuple[str, ...]]) -> np.ndarray | None:
         numbers = np.array(columns, dtype=np.float64).T
     except ValueError:
         return None
-    return numbers if np.isfinite(numbers).all() else None
+    return np.ascontiguousarray(numbers) if np.isfinite(numbers).all() else None
 
 
 def _fast_boxes(columns: Sequence[tuple[str, ...]]) -> np.ndarray | None:
