@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, func, or_, select
@@ -115,6 +117,27 @@ def leaderboard(session: Session, phase: Phase, track: Track, split: str = "publ
             )
         )
     return Board(phase.id, track.id, split, track.metric, tuple(rows))
+
+
+_CACHE: dict[tuple, tuple[float, Board]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_leaderboard(session: Session, phase: Phase, track: Track, split: str, max_age: float) -> Board:
+    """leaderboard(), reused for max_age seconds within this process (0: always recomputed). A board is a frozen
+    value, so threads share it safely; a new score shows within max_age seconds."""
+    if max_age <= 0:
+        return leaderboard(session, phase, track, split)
+    key = (str(session.get_bind().url), phase.id, track.id, split, phase.ranking, phase.final_count)
+    now = time.monotonic()
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None and now - hit[0] < max_age:
+        return hit[1]
+    board = leaderboard(session, phase, track, split)
+    with _CACHE_LOCK:
+        _CACHE[key] = (now, board)
+    return board
 
 
 def record_rank_history(session: Session, phase: Phase, track: Track, now: dt.datetime) -> int:

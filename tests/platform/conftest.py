@@ -96,6 +96,7 @@ def app(engine, redis_conn, tmp_path, monkeypatch):
             "RATELIMIT_ENABLED": False,
             "RATELIMIT_STORAGE_URI": "memory://",
             "HEARTBEAT_SECONDS": 0.05,
+            "LEADERBOARD_CACHE_SECONDS": 0,
             "ARGON2": {"time_cost": 1, "memory_cost": 64, "parallelism": 1},
         }
     )

@@ -159,3 +159,19 @@ def test_final_picks_are_capped(client, db, board_setup, team_user):
         assert client.post(f"/api/v1/submissions/{sub_id}/final", headers=headers, json={}).status_code == 200
     third = client.post(f"/api/v1/submissions/{ids[2]}/final", headers=headers, json={})
     assert third.status_code == 409 and "at most 2" in third.get_json()["message"]
+
+
+def test_the_board_cache_reuses_a_board_for_max_age_seconds_only(db, board_setup, monkeypatch):
+    from arena import leaderboard as lb
+
+    _c, phase, track, (a, b, _c2) = board_setup
+    _finished(db, a, phase, track, 0.5, 0.5, 1)
+    clock = [1000.0]
+    monkeypatch.setattr(lb.time, "monotonic", lambda: clock[0])
+    first = lb.cached_leaderboard(db, phase, track, "public", max_age=5)
+    _finished(db, b, phase, track, 0.9, 0.9, 2)
+    clock[0] += 4
+    assert lb.cached_leaderboard(db, phase, track, "public", max_age=5) is first
+    clock[0] += 2
+    assert [r.name for r in lb.cached_leaderboard(db, phase, track, "public", max_age=5).rows] == ["Team 1", "Team 0"]
+    assert len(lb.cached_leaderboard(db, phase, track, "public", max_age=0).rows) == 2

@@ -1,0 +1,391 @@
+"""Platform benchmarks (BENCHMARKS.md ## Platform), measured side by side in one run on this machine:
+
+1. leaderboard page and API latency (p50/p99) and throughput under `wrk` on loopback, with 500 teams and 20,000
+   finished submissions in PostgreSQL, next to a hello-world route (/healthz) of the same gunicorn setup (the
+   ceiling), as a ratio;
+2. an official-size detection upload (the real 2020 GT: 10,000 images, 18,647 boxes) and an official-size
+   recognition upload (22,500 x 512 float64 = 92 MB) from the request to the score on the board, in seconds,
+   through gunicorn, a real RQ worker and Redis;
+3. the peak memory (RSS) of the web worker processes while a 100 MB file uploads, next to their idle RSS.
+
+    python benchmarks/platform_bench.py [--duration 10] [--connections 16] [--skip-uploads]
+
+Needs PostgreSQL at BENCH_POSTGRES_URL (default 127.0.0.1:5432/test; a fresh schema is made and dropped),
+Redis at BENCH_REDIS_URL (default 127.0.0.1:6379/14, flushed), `wrk` (apt-get install wrk) and the real detection
+labels at ../shared/data/icartoonface/ (else a synthetic GT of the same size is used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PG = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+REAL_GT = ROOT.parent / "shared" / "data" / "icartoonface" / "personai_icartoonface_detval.csv"
+PORT = 8077
+TEAMS, SUBMISSIONS = 500, 20_000
+
+
+def _env(schema: str, instance: Path) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"{PG}?options=-csearch_path%3D{schema}",
+        REDIS_URL=REDIS,
+        ARENA_INSTANCE=str(instance),
+        ARENA_STORAGE_DIR=str(instance / "storage"),
+        SECRET_KEY="bench",
+        ARENA_RATELIMIT="0",
+        ARENA_QUEUE="arena-bench",
+    )
+    return env
+
+
+def populate(schema: str, labels_dir: Path, instance: Path) -> dict:
+    """Schema by the migrations, the bundle with labels, 500 teams and 20,000 finished submissions."""
+    from sqlalchemy import create_engine, insert, text
+
+    os.environ.update(_env(schema, instance))
+    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    from arena import create_app
+    from arena.cli import upgrade_database
+    from arena.db import get_session
+    from arena.models import Membership, Submission, Team, User
+    from arena.services import accounts
+    from arena.services.challenges import load_bundle
+
+    upgrade_database(os.environ["DATABASE_URL"])
+    app = create_app({"ARGON2": {"time_cost": 1, "memory_cost": 64, "parallelism": 1}})
+    with app.app_context():
+        session = get_session()
+        challenge = load_bundle(session, BUNDLE, labels_dir)
+        phase = challenge.phases[0]
+        det, rec = challenge.tracks
+        user = accounts.register(session, "bench@example.com", "bench-password")
+        user.verified = True
+        session.commit()
+        _token, plaintext = accounts.create_api_token(session, user, "bench")
+        hashed = user.password_hash
+        session.execute(
+            insert(User),
+            [{"email": f"u{i}@bench.local", "password_hash": hashed, "verified": True} for i in range(TEAMS)],
+        )
+        ids = [
+            r[0] for r in session.execute(text("SELECT id FROM \"user\" WHERE email LIKE '%@bench.local' ORDER BY id"))
+        ]
+        session.execute(
+            insert(Team),
+            [
+                {
+                    "challenge_id": challenge.id,
+                    "name": f"Team {i:03d}",
+                    "captain_id": uid,
+                    "invite_code": secrets.token_urlsafe(12),
+                }
+                for i, uid in enumerate(ids)
+            ],
+        )
+        team_ids = [r[0] for r in session.execute(text("SELECT id FROM team ORDER BY id"))]
+        session.execute(
+            insert(Membership),
+            [{"challenge_id": challenge.id, "team_id": t, "user_id": u} for t, u in zip(team_ids, ids, strict=True)],
+        )
+        rng = np.random.default_rng(0)
+        start = dt.datetime(2020, 4, 1)
+        rows = []
+        for k in range(SUBMISSIONS):
+            pub, priv = float(rng.uniform(0.3, 0.95)), float(rng.uniform(0.3, 0.95))
+            rows.append(
+                {
+                    "team_id": team_ids[k % TEAMS],
+                    "user_id": ids[k % TEAMS],
+                    "phase_id": phase.id,
+                    "track_id": det.id if (k // TEAMS) % 2 == 0 else rec.id,
+                    "state": "finished",
+                    "public_score": pub,
+                    "private_score": priv,
+                    "original_name": "x.csv",
+                    "scores": {"public": {"ap50": pub, "coco_ap": pub / 2}, "private": {"ap50": priv}},
+                    "created_at": start + dt.timedelta(minutes=k),
+                    "finished_at": start + dt.timedelta(minutes=k),
+                }
+            )
+        for chunk in range(0, len(rows), 5000):
+            session.execute(insert(Submission), rows[chunk : chunk + 5000])
+        session.commit()
+        # the bench user joins a team with room to submit
+        bench_team = Team(
+            challenge_id=challenge.id, name="Bench", captain_id=user.id, invite_code=secrets.token_urlsafe(12)
+        )
+        session.add(bench_team)
+        session.flush()
+        session.add(Membership(challenge_id=challenge.id, team_id=bench_team.id, user_id=user.id))
+        session.commit()
+        session.execute(text("ANALYZE"))  # what autovacuum does soon after a bulk load
+        session.commit()
+    return {"token": plaintext, "slug": challenge.slug}
+
+
+BUNDLE = """
+slug: bench
+title: Benchmark challenge
+team_size: 5
+splits: {seed: bench, public_fraction: 0.5}
+tracks:
+  - {slug: detection, kind: detection, labels: {detection_gt: gt.csv}}
+  - {slug: recognition, kind: recognition, max_upload_mb: 110, labels: {test_info: info.txt}}
+phases:
+  - {slug: dev, title: Development, starts: 2020-01-01, ends: 2099-01-01,
+     limits: {per_day: 1000, total: 100000, in_flight: 10}}
+"""
+
+
+def make_labels(folder: Path) -> tuple[Path, Path, Path]:
+    """Official-size labels (the real detection GT when present) and one submission of each track."""
+    from scorer import formats
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if REAL_GT.exists():
+        shutil.copyfile(REAL_GT, folder / "gt.csv")
+    else:
+        rng = np.random.default_rng(1)
+        names = [f"{i:05d}.jpg" for i in range(10_000)]
+        index = np.sort(rng.integers(0, 10_000, 18_647))
+        corners = rng.integers(0, 800, (18_647, 2)).astype(float)
+        formats.write_detection_labels(folder / "gt.csv", names, index, np.hstack([corners, corners + 60]))
+    gt = formats.read_detection_labels(folder / "gt.csv")
+    rng = np.random.default_rng(2)
+    boxes = gt.boxes + rng.normal(0, 3, gt.boxes.shape)
+    boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2])
+    extra = rng.integers(0, gt.num_images, 3 * len(boxes))  # plus three false positives a box
+    fp_corners = rng.uniform(0, 1000, (len(extra), 2))
+    all_index = np.concatenate([gt.image_index, extra])
+    all_boxes = np.vstack([boxes, np.hstack([fp_corners, fp_corners + 40])])
+    scores = np.concatenate([rng.uniform(0.5, 1, len(boxes)), rng.uniform(0, 0.8, len(extra))])
+    order = np.argsort(all_index, kind="stable")
+    formats.write_detection_submission(
+        folder / "dets.csv", gt.image_names, formats.Detections(all_index[order], all_boxes[order], scores[order])
+    )
+    labels = np.concatenate([np.repeat(np.arange(2000), 10), -np.ones(2500, dtype=np.int64)])
+    names = tuple(f"rec_{i:05d}.jpg" for i in range(len(labels)))
+    rec = formats.RecognitionLabels(
+        names, np.tile([0.0, 0.0, 50.0, 50.0], (len(labels), 1)), labels, formats.all_same_identity_pairs(labels)
+    )
+    formats.write_recognition_labels(folder / "info.txt", rec)
+    centers = rng.normal(size=(2000, 512))
+    feats = rng.normal(size=(len(labels), 512))
+    feats[labels >= 0] = centers[labels[labels >= 0]] * 0.6 + feats[labels >= 0]
+    formats.write_features(folder / "feats.bin", feats)
+    return folder / "gt.csv", folder / "dets.csv", folder / "feats.bin"
+
+
+def wrk(url: str, duration: int, connections: int, threads: int = 2) -> dict:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def ms(label):
+        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 1e-3, "ms": 1, "s": 1e3}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def start_gunicorn(env: dict, workers: int, base: str) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+            "arena:create_app()",
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    for _ in range(150):
+        if subprocess.run(["curl", "-sf", "-o", "/dev/null", f"{base}/healthz"]).returncode == 0:
+            return process
+        time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+def measure(url: str, args) -> dict:
+    subprocess.run(["curl", "-sf", "-o", "/dev/null", url], check=True)  # warm: imports, connections, cache
+    result = wrk(url, args.duration, args.connections)
+    print(url, result, flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-uploads", action="store_true")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: apt-get install -y wrk (make bench-platform installs it)")
+    schema = f"arena_bench_{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="arena-bench-"))
+    instance = work / "instance"
+    from redis import Redis
+
+    Redis.from_url(REDIS).flushdb()
+    print("making labels and submissions ...", flush=True)
+    _gt, dets, feats = make_labels(work / "bundle")
+    print(f"populating PostgreSQL schema {schema}: {TEAMS} teams, {SUBMISSIONS} submissions ...", flush=True)
+    info = populate(schema, work / "bundle", instance)
+    env = _env(schema, instance)
+    base = f"http://127.0.0.1:{PORT}"
+    board = f"/c/{info['slug']}/dev/detection/leaderboard"
+    api = f"/api/v1/challenges/{info['slug']}/phases/dev/tracks/detection/leaderboard"
+    worker = gunicorn = None
+    results: dict = {
+        "machine": f"{platform.node()}: {os.cpu_count()} CPUs shared, {platform.platform()}",
+        "gunicorn": f"{args.workers} workers x 4 threads",
+        "wrk": f"-t2 -c{args.connections} -d{args.duration}s",
+        "teams": TEAMS,
+        "submissions": SUBMISSIONS,
+    }
+    try:
+        # first without the board cache (every request recomputes the board), then as shipped (5 s cache)
+        uncached = start_gunicorn({**env, "ARENA_LEADERBOARD_CACHE_SECONDS": "0"}, args.workers, base)
+        try:
+            for name, path in (("hello_run1", "/healthz"), ("board_page_uncached", board), ("board_api_uncached", api)):
+                results[name] = measure(base + path, args)
+        finally:
+            uncached.terminate()
+            uncached.wait(30)
+        gunicorn = start_gunicorn(env, args.workers, base)
+        for name, path in (("hello", "/healthz"), ("board_page", board), ("board_api", api)):
+            results[name] = measure(base + path, args)
+        for name in ("board_page", "board_api", "board_page_uncached", "board_api_uncached"):
+            hello = results["hello_run1" if "uncached" in name else "hello"]
+            results[name]["rps_ratio_to_hello"] = results[name]["rps"] / hello["rps"]
+        if not args.skip_uploads:
+            sys.path.insert(0, str(ROOT))
+            from starter_kit.submit import Client
+
+            client = Client(base, info["token"], timeout=600)
+            pids = [gunicorn.pid, *children(gunicorn.pid)]
+            idle = {pid: rss_kib(pid) for pid in pids}
+            big = work / "big.bin"
+            with open(big, "wb") as out:
+                out.truncate(100 * 2**20)
+            peak = dict(idle)
+            stop = threading.Event()
+
+            def sample():
+                while not stop.is_set():
+                    for pid in pids:
+                        peak[pid] = max(peak[pid], rss_kib(pid))
+                    time.sleep(0.02)
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            t0 = time.perf_counter()
+            big_sub = client.submit(big, info["slug"], "dev", "recognition", progress=False)
+            upload_s = time.perf_counter() - t0
+            stop.set()
+            sampler.join()
+            results["upload_100mb"] = {
+                "seconds": upload_s,
+                "state": big_sub["state"],
+                "idle_rss_mib": {p: v / 1024 for p, v in idle.items()},
+                "peak_rss_mib": {p: v / 1024 for p, v in peak.items()},
+                "max_growth_mib": max(peak[p] - idle[p] for p in pids) / 1024,
+            }
+            print("upload_100mb", results["upload_100mb"], flush=True)
+            client.cancel(big_sub["id"])
+            worker = subprocess.Popen(
+                [str(ROOT / ".venv" / "bin" / "flask"), "--app", "arena", "worker"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(3)
+            for track, path in (("detection", dets), ("recognition", feats)):
+                t0 = time.perf_counter()
+                sub = client.submit(path, info["slug"], "dev", track, progress=False)
+                t_upload = time.perf_counter() - t0
+                done = client.wait(sub["id"], timeout=900, poll=0.2, progress=False)
+                board_rows = client.leaderboard(info["slug"], "dev", track)["rows"]
+                t_board = time.perf_counter() - t0
+                on_board = any(r["submission_id"] == sub["id"] for r in board_rows)
+                results[f"official_{track}"] = {
+                    "bytes": path.stat().st_size,
+                    "upload_s": t_upload,
+                    "request_to_board_s": t_board,
+                    "state": done["state"],
+                    "public_score": done["public_score"],
+                    "on_board": on_board,
+                }
+                print(track, results[f"official_{track}"], flush=True)
+    finally:
+        if gunicorn:
+            gunicorn.terminate()
+            gunicorn.wait(30)
+        if worker:
+            worker.terminate()
+            worker.wait(30)
+        from sqlalchemy import create_engine, text
+
+        with create_engine(PG, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        Redis.from_url(REDIS).flushdb()
+        shutil.rmtree(work, ignore_errors=True)
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "platform.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
