@@ -136,6 +136,13 @@ def predict(
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["--task", "detection"]:  # the detection track has its own script: starter_kit/predict_detection.py
+        from starter_kit.predict_detection import main as predict_detection
+
+        return predict_detection(argv[2:])
+    if argv[:2] == ["--task", "recognition"]:
+        argv = argv[2:]
     parser = argparse.ArgumentParser(prog="python -m starter_kit.predict", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="checkpoint.pt of a run of starter_kit.train")
     parser.add_argument("--data", required=True, help="dataset root (holds icartoonface_rectest_det.txt)")

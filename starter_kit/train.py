@@ -434,6 +434,13 @@ def _train(cfg, rank, world, device, cuda, rt, optim_cfg, run_dir: Path) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["--task", "detection"]:  # the detection track has its own script: starter_kit/train_detection.py
+        from starter_kit.train_detection import main as train_detection
+
+        return train_detection(argv[2:])
+    if argv[:2] == ["--task", "recognition"]:
+        argv = argv[2:]
     parser = argparse.ArgumentParser(prog="python -m starter_kit.train", description=__doc__.splitlines()[0])
     parser.add_argument(
         "items",

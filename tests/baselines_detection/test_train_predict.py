@@ -249,3 +249,23 @@ def test_compact_rounds_and_drops_the_lowest_scoring_rows_to_fit_the_byte_cap(tm
     assert dropped == count - len(cut) and dropped > 0
     assert cut.scores.min() >= np.sort(full.scores)[::-1][len(cut) - 1]  # the kept rows are the best-scoring ones
     read_detection_submission(tmp_path / "cut.csv", names, max_bytes=cap)
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "message"),
+    [
+        ("train", ["--config", "tiny_cpu", "--data", "/nonexistent/dataset", "--out", "x"], "dettrain.csv not found"),
+        (
+            "predict",
+            ["--checkpoint", "missing.pt", "--images", "/nonexistent/images", "--out", "x.csv"],
+            "is not a folder of images",
+        ),
+    ],
+)
+def test_the_kit_scripts_hand_task_detection_to_the_detection_scripts(module, argv, message, capsys):
+    """`python -m starter_kit.train --task detection ...` (and predict) run train_detection / predict_detection."""
+    import importlib
+
+    main = importlib.import_module(f"starter_kit.{module}").main
+    assert main(["--task", "detection", *argv]) == 2
+    assert message in capsys.readouterr().err
