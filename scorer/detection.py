@@ -14,10 +14,13 @@ No loop is needed: within one image the ranking of step 3 is the order of step 2
 detection whose best box has IoU >= 0.5 is a true positive iff it is the first detection in that ranking whose best
 box is that box (a false positive never marks its box).
 
-The secondary numbers are pycocotools' COCOeval('bbox'), reimplemented in `scorer.coco`.
+The secondary numbers are pycocotools' COCOeval('bbox'), reimplemented in `scorer.coco`. Where pycocotools reports
+an undefined number as -1 (no box of the split in an area range, e.g. `coco_ap_large` when every face is smaller
+than 96², or every number on an empty split), so do we: -1 is kept as is, in the dataclass and in JSON.
 
-A split is the `images` argument: a bool mask (num_images,) over labels.image_names, or an int index array; only
-the boxes and detections of those images count.
+A split is the `images` argument: a bool mask (num_images,) over labels.image_names, or an int index array
+(repeats count once); only the boxes and detections of those images count, and num_gt, num_detections and
+num_images are those of the split.
 """
 
 from __future__ import annotations

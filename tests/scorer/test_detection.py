@@ -318,3 +318,15 @@ def test_downsample_of_a_short_curve_returns_it_whole():
 def test_downsample_needs_at_least_two_points(points):
     with pytest.raises(ValueError, match="at least 2"):
         _sawtooth(500).downsample(points)
+
+
+@pytest.mark.parametrize("num_images", [3, 2**16, 2**16 + 5], ids=["few", "16-bit-limit", "beyond-16-bit"])
+def test_score_ties_across_images_follow_image_order_at_any_image_count(num_images):
+    # The ranking sorts image indices with a 16-bit radix sort when they fit, else a wider stable sort.
+    last = num_images - 1
+    labels = make_labels([(0, A), (last, B)], num_images=num_images)
+    hit_first = make_detections([(last, [50, 50, 60, 60], 0.5), (0, A, 0.5)])  # image 0's hit ranks first
+    assert ap50(labels, hit_first) == 0.5
+    hit_last = make_detections([(last, B, 0.5), (0, [50, 50, 60, 60], 0.5)])  # image 0's miss ranks first
+    assert ap50(labels, hit_last) == 0.25
+    assert evaluate_detection(labels, hit_last).coco_ap50 == pytest.approx(0.5 * 51 / 101, abs=1e-12)
