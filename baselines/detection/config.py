@@ -40,6 +40,7 @@ class DetectionConfig:
     scale_max: float = 1.4
     fit_crop: bool = False  # scale relative to "longer side fits input_size"; then set test_max_size = input_size
     flip: bool = True
+    face_crop: float = 0.7  # probability that a training crop is drawn around the centre of a random face
     val_fraction: float = 0.05  # training images held out for the per-epoch ap50 (seeded, by image name)
     max_val_images: int = 500
     # optimisation

@@ -87,6 +87,12 @@ def load_rgb(path: str | Path) -> np.ndarray:
         return np.array(image.convert("RGB"))
 
 
+def _holding(origins: tuple[int, int], centre: int, size: int) -> tuple[int, int]:
+    """The crop origins within `origins` (inclusive) whose crop [origin, origin + size) holds `centre`."""
+    low = max(origins[0], centre - size + 1)
+    return low, max(low, min(origins[1], centre))
+
+
 def augment(
     image: np.ndarray,
     boxes: np.ndarray,
@@ -97,10 +103,13 @@ def augment(
     flip: bool = True,
     min_box_size: float = 2.0,
     fit: bool = False,
+    face_crop: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random scale, a random size×size crop (zero padding where the scaled image is smaller) and a random
     horizontal flip. The scale is drawn from scale_range relative to the native resolution, or with fit=True
     relative to the image whose longer side fits `size` (then predict with test_max_size = size, the same scale).
+    With probability face_crop the crop is drawn among those that hold the centre of a random face (more
+    positives per crop when faces are sparse in large images).
 
     image: uint8 (H, W, 3); boxes: float (M, 4) inclusive. Returns uint8 (size, size, 3) and the boxes float64
     (M', 4) that keep their centre inside the crop, clipped to it, at least min_box_size wide and high.
@@ -111,8 +120,16 @@ def augment(
     resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
     sx, sy = new_w / width, new_h / height
     # crop origin in the resized image; negative = padding before the image
-    x0 = int(rng.integers(min(0, new_w - size), max(0, new_w - size) + 1))
-    y0 = int(rng.integers(min(0, new_h - size), max(0, new_h - size) + 1))
+    x_range = (min(0, new_w - size), max(0, new_w - size))
+    y_range = (min(0, new_h - size), max(0, new_h - size))
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(boxes) and rng.random() < face_crop:
+        x1, y1, x2, y2 = boxes[int(rng.integers(len(boxes)))]
+        cx, cy = int((x1 + x2 + 1) / 2 * sx), int((y1 + y2 + 1) / 2 * sy)
+        x_range = _holding(x_range, cx, size)
+        y_range = _holding(y_range, cy, size)
+    x0 = int(rng.integers(x_range[0], x_range[1] + 1))
+    y0 = int(rng.integers(y_range[0], y_range[1] + 1))
     canvas = np.zeros((size, size, 3), dtype=np.uint8)
     src_x, src_y = max(0, x0), max(0, y0)
     dst_x, dst_y = max(0, -x0), max(0, -y0)
@@ -120,7 +137,7 @@ def augment(
     ch = min(new_h - src_y, size - dst_y)
     canvas[dst_y : dst_y + ch, dst_x : dst_x + cw] = resized[src_y : src_y + ch, src_x : src_x + cw]
 
-    half_open = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
+    half_open = boxes.copy()
     half_open[:, 2:] += 1
     half_open[:, [0, 2]] = half_open[:, [0, 2]] * sx - x0
     half_open[:, [1, 3]] = half_open[:, [1, 3]] * sy - y0
@@ -174,6 +191,7 @@ class DetectionTrainSet(torch.utils.data.Dataset):
             flip=self.cfg.flip,
             min_box_size=self.cfg.min_box_size,
             fit=self.cfg.fit_crop,
+            face_crop=self.cfg.face_crop,
         )
         targets = encode(
             boxes,

@@ -27,11 +27,14 @@ GT="$DATA/hidden/personai_icartoonface_detval.csv"
 mkdir -p "$OUT"
 
 prepare() {
-  local full="data/synth_small"
-  "$PY" -m facedata synth --preset small --out "$full" --seed 0 --workers "${WORKERS:-2}"
+  # reuses a generated `small` set (SYNTH, default data/small) if there is one, else generates it (seed 0)
+  local full="${SYNTH:-data/small}"
+  [ -f "$full/icartoonface_dettrain.csv" ] || "$PY" -m facedata synth --preset small --out "$full" --seed 0 \
+    --workers "${WORKERS:-2}"
   rm -rf "$DATA" && mkdir -p "$DATA/hidden"
   cp -r "$full/icartoonface_dettrain" "$full/icartoonface_dettest" "$full/icartoonface_dettrain.csv" "$DATA/"
   cp "$full/hidden/personai_icartoonface_detval.csv" "$DATA/hidden/"
+  cp "$full/manifest.json" "$DATA/source_manifest.json"
   du -sh "$DATA"
 }
 

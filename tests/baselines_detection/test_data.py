@@ -30,14 +30,15 @@ def _painted(height: int, width: int, boxes: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("scale_range", [(1.0, 1.0), (0.5, 1.5)])
 @pytest.mark.parametrize("fit", [False, True])
-def test_augmented_boxes_stay_on_the_pixels_of_their_faces(scale_range, fit):
+@pytest.mark.parametrize("face_crop", [0.0, 1.0])
+def test_augmented_boxes_stay_on_the_pixels_of_their_faces(scale_range, fit, face_crop):
     boxes = np.array([[10, 20, 49, 59], [70, 5, 99, 24], [30, 80, 44, 94]], dtype=np.float64)
     image = _painted(120, 160, boxes)
     checked = 0
     for seed in range(12):
         rng = np.random.default_rng(seed)
         out, out_boxes = augment(
-            image, boxes, rng, size=96, scale_range=scale_range, flip=True, min_box_size=4, fit=fit
+            image, boxes, rng, size=96, scale_range=scale_range, flip=True, min_box_size=4, fit=fit, face_crop=face_crop
         )
         assert out.shape == (96, 96, 3) and out.dtype == np.uint8
         for x1, y1, x2, y2 in out_boxes:
@@ -133,3 +134,18 @@ def test_a_broken_dataset_folder_is_an_error_naming_the_file(scene_dataset, tmp_
 def test_list_images_of_a_missing_folder_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not a folder of images"):
         list_images(tmp_path / "nowhere")
+
+
+def test_face_crops_hold_a_face_of_a_large_image():
+    boxes = np.array([[900, 700, 939, 739]], dtype=np.float64)  # one small face in a corner of a large image
+    image = _painted(800, 1000, boxes)
+    kept = [
+        len(augment(image, boxes, np.random.default_rng(seed), size=128, scale_range=(1, 1), face_crop=1.0)[1])
+        for seed in range(10)
+    ]
+    assert kept == [1] * 10
+    # a plain random crop of the same image rarely holds the face: the option is what makes the difference
+    plain = [
+        len(augment(image, boxes, np.random.default_rng(seed), size=128, scale_range=(1, 1))[1]) for seed in range(10)
+    ]
+    assert sum(plain) < 5
