@@ -194,9 +194,9 @@ def det_near(draw, boxes):
 
 
 @st.composite
-def detection_cases(draw, max_images: int = 4, max_gt: int = 6, max_det: int = 9):
+def detection_cases(draw, max_images: int = 4, max_gt: int = 6, max_det: int = 9, allow_boxless: bool = True):
     """(labels, detections): a few images with 1..max_gt boxes each and 0..max_det detections each, detections
-    in a random file order (not grouped by image)."""
+    in a random file order (not grouped by image), and at times one last image with detections but no box."""
     num_images = draw(st.integers(1, max_images))
     image_index, boxes = [], []
     for image in range(num_images):
@@ -219,13 +219,18 @@ def detection_cases(draw, max_images: int = 4, max_gt: int = 6, max_det: int = 9
         for _ in range(draw(st.integers(0, max_det))):
             box, score = draw(det_near(own))
             det_rows.append((image, box, score))
+    # Sometimes an image without any box (the API allows it; a GT file cannot list one): its detections all miss.
+    boxless = draw(st.integers(0, 1)) if allow_boxless else 0
+    for image in range(num_images, num_images + boxless):
+        det_rows += [(image, *draw(det_near([]))) for _ in range(draw(st.integers(1, 3)))]
     det_rows = draw(st.permutations(det_rows))
+    order = _first_appearance(image_index, num_images) + list(range(num_images, num_images + boxless))
     labels = DetectionLabels(
-        tuple(f"img_{i:03d}.jpg" for i in _first_appearance(image_index, num_images)),
+        tuple(f"img_{i:03d}.jpg" for i in order),
         np.asarray(_renumber(image_index, num_images), dtype=np.int64),
         np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
     )
-    remap = {old: new for new, old in enumerate(_first_appearance(image_index, num_images))}
+    remap = {old: new for new, old in enumerate(order)}
     detections = Detections(
         np.asarray([remap[r[0]] for r in det_rows], dtype=np.int64),
         np.asarray([r[1] for r in det_rows], dtype=np.float64).reshape(-1, 4),

@@ -5,6 +5,7 @@ pycocotools is the reference (a dev dependency); scorer/ never imports it.
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,15 @@ pytest.importorskip("pycocotools", reason="pycocotools (the reference) is a dev 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_GT = ROOT.parent / "shared" / "data" / "icartoonface" / "personai_icartoonface_detval.csv"
 COCO_KEYS = ("coco_ap", "coco_ap50", "coco_ap75", "coco_ap_small", "coco_ap_medium", "coco_ap_large", "coco_ar100")
+
+
+def test_the_scorer_reimplements_cocoeval_without_importing_it():
+    # pycocotools and faster-coco-eval are dev dependencies: scorer/ must work without them.
+    for module in ("scorer/coco.py", "scorer/detection.py"):
+        tree = ast.parse((ROOT / module).read_text())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert not {m for m in imported if m.split(".")[0] in ("pycocotools", "faster_coco_eval")}, module
 
 
 def assert_equal_to_pycocotools(labels, dets, images=None) -> dict:
