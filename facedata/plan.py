@@ -41,7 +41,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset("tiny", 8, 32, 10, 40, 10, 3, 12, 8, 8, 20, 20, test_per_id=(3, 5), max_faces=6),
-    "small": Preset("small", 300, 2400, 150, 1000, 500, 60, 480, 400, 200, 1000, 1000, test_per_id=(5, 9)),
+    "small": Preset("small", 300, 2400, 150, 1000, 1500, 60, 480, 400, 200, 1000, 1000, test_per_id=(5, 9)),
     # the official sizes of the 2020 challenge (the auxiliary set is ours)
     "full": Preset("full", 5013, 389_678, 2000, 20_000, 2500, 1000, 20_000, 50_000, 10_000, 3000, 3000),
 }
@@ -123,7 +123,7 @@ def make_plan(preset: Preset, seed: int) -> Plan:
     made = 0
     member = 3
     while made < preset.distractors:
-        if rng.random() < 0.5:  # a look-alike of a test identity: one more member of its family
+        if rng.random() < 0.7:  # a look-alike of a test identity: one more member of its family
             base = test[int(rng.integers(len(test)))]
             style = base.style
             family_seed, family = f"{seed}:test:{base.family}", base.family

@@ -53,12 +53,13 @@ class ImageNuisance:
     brightness: float
     contrast: float
     saturation: float
+    hue: float  # shift of the hue circle, in turns
     patches: int
     jpeg_quality: int
 
 
 def sample_face_nuisance(
-    identity: avatars.Identity, rng: np.random.Generator, max_rotation: float = 30.0
+    identity: avatars.Identity, rng: np.random.Generator, max_rotation: float = 40.0
 ) -> FaceNuisance:
     rotation = float(np.clip(rng.normal(0.0, max_rotation / 2.5), -max_rotation, max_rotation))
     flip = bool(rng.random() < 0.5)
@@ -66,13 +67,14 @@ def sample_face_nuisance(
     return FaceNuisance(rotation, flip, tuple(sorted(expression.items())))
 
 
-def sample_image_nuisance(rng: np.random.Generator, grayscale_probability: float = 0.12) -> ImageNuisance:
+def sample_image_nuisance(rng: np.random.Generator, grayscale_probability: float = 0.2) -> ImageNuisance:
     grayscale = bool(rng.random() < grayscale_probability)
     blur = float(rng.uniform(0.3, 1.6)) if rng.random() < 0.35 else 0.0
     brightness, contrast, saturation = (float(v) for v in rng.uniform([0.7, 0.7, 0.5], [1.3, 1.3, 1.5]))
+    hue = float(rng.uniform(-0.06, 0.06)) if rng.random() < 0.5 else 0.0
     patches = int(rng.random() < 0.25) + int(rng.random() < 0.08)
     quality = int(rng.integers(35, 96))
-    return ImageNuisance(grayscale, blur, brightness, contrast, saturation, patches, quality)
+    return ImageNuisance(grayscale, blur, brightness, contrast, saturation, hue, patches, quality)
 
 
 def _color(rng: np.random.Generator) -> tuple[int, int, int]:
@@ -178,6 +180,10 @@ def degrade(image: Image.Image, nuisance: ImageNuisance) -> Image.Image:
     image = ImageEnhance.Brightness(image).enhance(nuisance.brightness)
     image = ImageEnhance.Contrast(image).enhance(nuisance.contrast)
     image = ImageEnhance.Color(image).enhance(nuisance.saturation)
+    if nuisance.hue:
+        hsv = np.asarray(image.convert("HSV")).copy()
+        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + int(round(nuisance.hue * 256))) % 256
+        image = Image.fromarray(hsv, "HSV").convert("RGB")
     if nuisance.grayscale:
         image = image.convert("L").convert("RGB")
     if nuisance.blur:

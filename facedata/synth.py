@@ -8,13 +8,16 @@ manifest (sha256 of every file) and the README. Same (preset, seed) -> byte-iden
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import logging
 import multiprocessing
 import os
 import shutil
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +93,8 @@ def generate(
     layout.root.mkdir(parents=True, exist_ok=True)
     partial = layout.root / ".partial"
     partial.mkdir(exist_ok=True)
-    fingerprint = {"preset": preset.name, "seed": seed, "generator_version": GENERATOR_VERSION}
+    fingerprint = {"preset": dataclasses.asdict(preset), "seed": seed, "generator_version": GENERATOR_VERSION}
+    fingerprint = json.loads(json.dumps(fingerprint))  # tuples as lists, as read back
     stamp = partial / "plan.json"
     if stamp.exists() and json.loads(stamp.read_text()) != fingerprint:
         raise ValueError(f"{out} holds an unfinished run of {stamp.read_text()}; use another folder or delete it")
@@ -115,8 +119,10 @@ def generate(
             results.update({name: boxes for name, boxes in rows})
             bar.update(1)
     else:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for _, rows in pool.imap_unordered(_run_chunk, todo):
+        # a process pool that raises BrokenProcessPool if a worker dies, where multiprocessing.Pool would wait forever
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for _, rows in pool.map(_run_chunk, todo):
                 results.update({name: boxes for name, boxes in rows})
                 bar.update(1)
     bar.close()
@@ -222,6 +228,13 @@ def _nuisance_descriptor(plan: Plan):
     return padded
 
 
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
@@ -254,6 +267,9 @@ def _write_manifest(plan: Plan, layout: Layout) -> dict:
             "auxiliary_images": len(plan.split("auxiliary")),
             "dettrain_images": preset.det_train,
             "dettest_images": preset.det_test,
+        },
+        "libraries": {
+            name: _version(name) for name in ("dicebear-core", "dicebear-styles", "resvg-py", "pillow", "numpy")
         },
         "styles": {
             name: avatars.style_meta(name)

@@ -203,7 +203,7 @@ def test_an_interrupted_run_resumes_to_the_same_bytes(tmp_path, tiny_manifest, m
 def test_a_folder_holding_another_unfinished_run_is_refused(tmp_path):
     out = tmp_path / "other"
     (out / ".partial").mkdir(parents=True)
-    (out / ".partial" / "plan.json").write_text(json.dumps({"preset": "small", "seed": 5, "generator_version": "1"}))
+    (out / ".partial" / "plan.json").write_text(json.dumps({"preset": {"name": "small"}, "seed": 5}))
     with pytest.raises(ValueError, match="unfinished run"):
         synth.generate(out, "tiny", seed=0)
 
