@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from .models import Phase, RankSnapshot, Submission, Team, Track
@@ -37,16 +37,6 @@ class Board:
     rows: tuple[Row, ...]
 
 
-def _order(score_column):
-    """The one ordering of a board: higher score first; ties go to the earlier submission (then the lower id)."""
-    return (score_column.desc(), Submission.created_at.asc(), Submission.id.asc())
-
-
-def _sort_key(sub: Submission, split: str):
-    score = sub.public_score if split == "public" else sub.private_score
-    return (-(score if score is not None else float("-inf")), sub.created_at, sub.id)
-
-
 def _eligible(phase: Phase, track: Track):
     return (
         Submission.phase_id == phase.id,
@@ -61,32 +51,65 @@ def _eligible(phase: Phase, track: Track):
     )
 
 
-def _team_submissions(session: Session, phase: Phase, track: Track, split: str) -> list[Submission]:
+def _team_submissions(session: Session, phase: Phase, track: Track, split: str) -> list[int]:
     """One submission per visible team: the best (or latest, per the phase) public one on the public split; on
-    the private split the best private score among the team's final picks (default: its best public ones)."""
+    the private split the best private score among the team's final picks (default: its best public ones).
+    Candidates are chosen on light rows (ids, scores, times); returns the chosen submission ids."""
     visible = select(Team.id).where(Team.hidden.is_(False), Team.status != "banned")
     where = (*_eligible(phase, track), Submission.team_id.in_(visible))
-    if split == "public" or phase.ranking == "latest":
-        order = (
-            (Submission.created_at.desc(), Submission.id.desc())
-            if phase.ranking == "latest"
-            else _order(Submission.public_score)
-        )
-        ranked = (
-            select(Submission.id, func.row_number().over(partition_by=Submission.team_id, order_by=order).label("rn"))
-            .where(*where)
-            .subquery()
-        )
-        ids = select(ranked.c.id).where(ranked.c.rn == 1)
-        return list(session.scalars(select(Submission).where(Submission.id.in_(ids))))
-    by_team: dict[int, list[Submission]] = {}
-    for sub in session.scalars(select(Submission).where(*where).order_by(*_order(Submission.public_score))):
-        by_team.setdefault(sub.team_id, []).append(sub)
-    chosen = []
-    for subs in by_team.values():
-        picks = [s for s in subs if s.selected_final] or subs[: phase.final_count]
-        chosen.append(min(picks, key=lambda s: _sort_key(s, "private")))
+    light = select(
+        Submission.id,
+        Submission.team_id,
+        Submission.public_score,
+        Submission.private_score,
+        Submission.created_at,
+        Submission.selected_final,
+    )
+    if phase.ranking == "latest":
+        newest = select(Submission.team_id, func.max(Submission.created_at).label("at")).where(*where)
+        newest = newest.group_by(Submission.team_id).subquery()
+        rows = session.execute(
+            light.join(newest, (Submission.team_id == newest.c.team_id) & (Submission.created_at == newest.c.at)).where(
+                *where
+            )
+        ).all()
+        chosen = _pick(rows, key=lambda r: (-r.created_at.timestamp(), -r.id))
+    elif split == "public":
+        # each team's best score by a hash aggregate (no sort of every submission), then its submissions with that
+        # score; the earliest of those wins the tie (the order of _row_key)
+        best = select(Submission.team_id, func.max(Submission.public_score).label("best")).where(*where)
+        best = best.group_by(Submission.team_id).subquery()
+        rows = session.execute(
+            light.join(best, (Submission.team_id == best.c.team_id) & (Submission.public_score == best.c.best)).where(
+                *where
+            )
+        ).all()
+        chosen = _pick(rows, key=lambda r: _row_key(r, "public"))
+    else:
+        by_team: dict[int, list] = {}
+        for row in session.execute(light.where(*where)):
+            by_team.setdefault(row.team_id, []).append(row)
+        chosen = []
+        for rows in by_team.values():
+            picks = [r for r in rows if r.selected_final]
+            if not picks:
+                picks = sorted(rows, key=lambda r: _row_key(r, "public"))[: phase.final_count]
+            chosen.append(min(picks, key=lambda r: _row_key(r, "private")).id)
     return chosen
+
+
+def _row_key(row, split: str):
+    score = row.public_score if split == "public" else row.private_score
+    return (-(score if score is not None else float("-inf")), row.created_at, row.id)
+
+
+def _pick(rows, key) -> list[int]:
+    """The id of the first row of each team under key."""
+    first: dict[int, tuple] = {}
+    for row in rows:
+        if row.team_id not in first or key(row) < key(first[row.team_id]):
+            first[row.team_id] = row
+    return [row.id for row in first.values()]
 
 
 def leaderboard(session: Session, phase: Phase, track: Track, split: str = "public") -> Board:
@@ -95,10 +118,21 @@ def leaderboard(session: Session, phase: Phase, track: Track, split: str = "publ
     the caller's check (Phase.private_visible)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    subs = _team_submissions(session, phase, track, split)
-    subs += session.scalars(select(Submission).where(*_eligible(phase, track), Submission.is_baseline.is_(True)))
-    subs = [s for s in subs if (s.public_score if split == "public" else s.private_score) is not None]
-    subs.sort(key=lambda s: _sort_key(s, split))
+    chosen = _team_submissions(session, phase, track, split)
+    # the chosen ids go into the SQL as literals: hundreds of bound parameters cost more than the query itself
+    ids = bindparam("ids", chosen, expanding=True, literal_execute=True)
+    query = select(
+        Submission.id,
+        Submission.team_id,
+        Submission.public_score,
+        Submission.private_score,
+        Submission.created_at,
+        Submission.is_baseline,
+        Submission.baseline_name,
+        Submission.scores,
+    ).where(*_eligible(phase, track), Submission.is_baseline.is_(True) | Submission.id.in_(ids))
+    subs = [s for s in session.execute(query) if (s.public_score if split == "public" else s.private_score) is not None]
+    subs.sort(key=lambda s: _row_key(s, split))
     names = dict(session.execute(select(Team.id, Team.name).where(Team.id.in_({s.team_id for s in subs}))).all())
     rows, rank = [], 0
     for sub in subs:
@@ -109,7 +143,7 @@ def leaderboard(session: Session, phase: Phase, track: Track, split: str = "publ
                 rank=None if sub.is_baseline else rank,
                 submission_id=sub.id,
                 team_id=sub.team_id,
-                name=sub.baseline_name or "baseline" if sub.is_baseline else names.get(sub.team_id, "?"),
+                name=(sub.baseline_name or "baseline") if sub.is_baseline else names.get(sub.team_id, "?"),
                 score=sub.public_score if split == "public" else sub.private_score,
                 scores=(sub.scores or {}).get(split, {}),
                 submitted_at=sub.created_at,

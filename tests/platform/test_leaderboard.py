@@ -175,3 +175,25 @@ def test_the_board_cache_reuses_a_board_for_max_age_seconds_only(db, board_setup
     clock[0] += 2
     assert [r.name for r in lb.cached_leaderboard(db, phase, track, "public", max_age=5).rows] == ["Team 1", "Team 0"]
     assert len(lb.cached_leaderboard(db, phase, track, "public", max_age=0).rows) == 2
+
+
+def test_final_picks_close_when_the_phase_ends(client, db, board_setup, team_user):
+    _c, phase, track, _teams = board_setup
+    _user, headers, team = team_user
+    sub = _finished(db, team, phase, track, 0.5, 0.5, 1)
+    phase.closed = True
+    db.commit()
+    response = client.post(f"/api/v1/submissions/{sub.id}/final", headers=headers, json={})
+    assert response.status_code == 403 and "close when the phase ends" in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("state", [states.RESCORING, states.QUEUED, states.RUNNING])
+def test_a_submission_being_rescored_keeps_its_row(db, board_setup, state):
+    _c, phase, track, (a, *_rest) = board_setup
+    sub = _finished(db, a, phase, track, 0.7, 0.7, 1)
+    sub.state = state
+    fresh = _finished(db, a, phase, track, None, None, 2)
+    fresh.state = state  # a first run has no score yet: not on the board
+    db.commit()
+    rows = leaderboard(db, phase, track, "public").rows
+    assert [(r.submission_id, r.score) for r in rows] == [(sub.id, 0.7)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import re
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "arena_"
+TOKEN_TOUCH = dt.timedelta(minutes=5)
 LINK_AGE = {"verify": 7 * 24 * 3600, "reset": 3600}
 
 
@@ -138,8 +140,10 @@ def user_for_token(session: Session, plaintext: str) -> User | None:
     )
     if token is None:
         return None
-    token.last_used_at = utcnow()
-    session.commit()
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH:  # not a write on every request
+        token.last_used_at = now
+        session.commit()
     return token.user
 
 

@@ -147,6 +147,8 @@ def select_final(session: Session, user: User, submission_id: int, selected: boo
     sub = visible_submission(session, user, submission_id)
     if sub.is_baseline:
         raise Invalid("a baseline cannot be a final submission")
+    if not sub.phase.is_open(utcnow()):
+        raise Forbidden("final picks close when the phase ends")
     if selected and sub.state != states.FINISHED:
         raise Conflict("only a finished submission can be picked for the private leaderboard")
     if selected and not sub.selected_final:
