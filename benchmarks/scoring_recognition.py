@@ -182,6 +182,24 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0) so that VmHWM measures what follows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def scale_child(backend: str, probes: int, distractors: int, block_size: int | None, seed: int = 1) -> dict:
     """One scale measurement in this process: generate the float32 data, then time the search."""
     rng = np.random.default_rng(seed)
@@ -190,6 +208,8 @@ def scale_child(backend: str, probes: int, distractors: int, block_size: int | N
     features = clustered_features(rng, labels, dtype=np.float32)
     recognition_labels = make_labels(labels)
     before = _rss_bytes()
+    if not _reset_peak_rss():
+        print("warning: cannot reset the peak RSS; it includes the data generation", file=sys.stderr)
     tracemalloc.start()
     kwargs = {} if block_size is None else {"block_size": block_size}
     start = time.perf_counter()
@@ -197,7 +217,7 @@ def scale_child(backend: str, probes: int, distractors: int, block_size: int | N
     seconds = time.perf_counter() - start
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak_rss = _peak_rss_bytes()
     return {
         "backend": backend,
         "probes": int((labels >= 0).sum()),

@@ -159,9 +159,11 @@ def _count_hits(
     labelled_unit = search.unit_rows(features[rows])
     inverse = inverse.reshape(pairs.shape)
     probe_slot = np.searchsorted(rows, probes)
+    probe_unit = labelled_unit if len(probe_slot) == len(rows) else labelled_unit[probe_slot]  # no copy if all
     kth, kth_bound = search.approximate_kth(
-        labelled_unit[probe_slot], features, distractors, ks, backend=chosen, block_size=block_size
+        probe_unit, features, distractors, ks, backend=chosen, block_size=block_size
     )
+    del probe_unit
     mate = _mate_cosines(labelled_unit, labels.labels[rows], inverse[:, 0], inverse[:, 1])
     exact64 = search.error_bound(dim, search.UNIT_ROUNDOFF[np.dtype(np.float64)])
     kth_error = np.full(len(probes), kth_bound + exact64)  # |approximate k-th − canonical k-th|, per probe

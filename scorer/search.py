@@ -176,20 +176,18 @@ class Distractors:
 def distinct_distractors(features: np.ndarray, distractor_rows: np.ndarray) -> Distractors:
     """Merge distractors whose feature rows are equal (-0.0 equals 0.0); features (N, d), distractor_rows int (D,).
 
-    Rows are hashed by chunks (a multiply-add hash of their bits, modulo 2**64), and every merge is then checked
+    Rows are hashed by chunks (a 64-bit hash of their bytes), and every merge is then checked
     value by value, so memory stays bounded by the chunk; a hash collision (never seen) falls back to sorting.
     """
     rows = np.asarray(distractor_rows, dtype=np.int64)
     if len(rows) == 0:
         return Distractors(rows, np.zeros(0, dtype=np.int64))
-    word = {8: np.uint64, 4: np.uint32, 2: np.uint16}[features.dtype.itemsize]
-    multipliers = _hash_multipliers(features.shape[1])
-    hashes = np.empty(len(rows), dtype=np.uint64)
+    hashes = np.empty(len(rows), dtype=np.int64)
     chunk = _rows_per_chunk(features.shape[1])
     for start in range(0, len(rows), chunk):
         block = np.array(features[rows[start : start + chunk]])
         block[block == 0] = 0  # -0.0 and 0.0 are one value
-        hashes[start : start + len(block)] = (block.view(word).astype(np.uint64) * multipliers).sum(axis=1)
+        hashes[start : start + len(block)] = [_row_hash(row.tobytes()) for row in block]
     _, first, inverse, counts = np.unique(hashes, return_index=True, return_inverse=True, return_counts=True)
     representative = rows[first[inverse.ravel()]]
     merged = np.flatnonzero(representative != rows)
@@ -202,9 +200,9 @@ def distinct_distractors(features: np.ndarray, distractor_rows: np.ndarray) -> D
     return Distractors(rows[first[order]], counts[order].astype(np.int64))
 
 
-def _hash_multipliers(dim: int) -> np.ndarray:
-    """uint64 (dim,) fixed odd multipliers of the row hash."""
-    return np.random.default_rng(0x5EED).integers(0, 2**63, dim, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+def _row_hash(row_bytes: bytes) -> int:
+    """A 64-bit hash of a row's bytes (Python's own: fast, and only compared within one call)."""
+    return hash(row_bytes)
 
 
 def _distinct_by_sorting(features: np.ndarray, rows: np.ndarray) -> Distractors:

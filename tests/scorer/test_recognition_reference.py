@@ -181,7 +181,7 @@ def test_the_canonical_cosine_is_close_to_the_true_cosine():
 @pytest.mark.parametrize("collide", [False, True])
 def test_identical_distractors_are_merged_with_their_counts(monkeypatch, dtype, collide):
     if collide:  # every row hashes alike: the value check sees the collision and merges by sorting instead
-        monkeypatch.setattr(search, "_hash_multipliers", lambda dim: np.zeros(dim, dtype=np.uint64))
+        monkeypatch.setattr(search, "_row_hash", lambda row_bytes: 7)
     features = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [-0.0, 1.0], [3.0, 3.0], [1.0, 2.0]], dtype=dtype)
     merged = search.distinct_distractors(features, np.array([0, 1, 2, 3, 5]))
     assert merged.rows.tolist() == [0, 1]
