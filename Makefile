@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := web,train,dev
 
-.PHONY: install test test-fast lint format demo bench clean chromium serve worker
+.PHONY: install test test-fast lint format demo bench clean chromium serve worker bench-platform
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ serve: $(STAMP)
 
 worker: $(STAMP)
 	$(FLASK) worker
+
+## The platform's measurements (BENCHMARKS.md, Platform): this machine's PostgreSQL and Redis, Debian's wrk.
+bench-platform: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(PY) benchmarks/platform_bench.py
 
 ## Debian's chromium for the browser test (CI runs as root).
 chromium:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from .auth import api_user, current_user
 from .db import get_session
 from .errors import ArenaError, Forbidden, Invalid, NotFound
 from .extensions import limiter, login_limit, upload_limit
-from .leaderboard import cached_leaderboard, rank_history
+from .leaderboard import cached_leaderboard, memo, rank_history
 from .models import Challenge, Phase, Submission, Team, Track, utcnow
 from .services import accounts, admin, submissions, teams
 
@@ -273,10 +274,23 @@ def get_leaderboard(slug: str, phase_slug: str, track_slug: str):
     _phase, _track, board = board_for(slug, phase_slug, track_slug, split)
     if request.args.get("format") == "csv":
         return csv_response(board, f"{slug}-{phase_slug}-{track_slug}-{split}.csv")
-    return jsonify({"split": split, "metric": board.metric, "rows": board_rows(board)})
+    return json_board(board)
+
+
+def json_board(board) -> Response:
+    """The board as JSON, serialised once per cached board."""
+    body = memo(
+        board, "json", lambda: json.dumps({"split": board.split, "metric": board.metric, "rows": board_rows(board)})
+    )
+    return Response(body, mimetype="application/json")
 
 
 def csv_response(board, filename: str) -> Response:
+    body = memo(board, "csv", lambda: _csv_text(board))
+    return Response(body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _csv_text(board) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["rank", "name", "baseline", board.metric, "submission_id", "submitted_at"])
@@ -291,9 +305,7 @@ def csv_response(board, filename: str) -> Response:
                 r.submitted_at.isoformat() + "Z" if r.submitted_at else "",
             ]
         )
-    return Response(
-        out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
-    )
+    return out.getvalue()
 
 
 @bp.get("/challenges/<slug>/phases/<phase_slug>/tracks/<track_slug>/history/<int:team_id>")

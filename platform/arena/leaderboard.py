@@ -174,6 +174,24 @@ def cached_leaderboard(session: Session, phase: Phase, track: Track, split: str,
     return board
 
 
+_MEMO: dict[tuple[int, str], tuple[Board, object]] = {}
+
+
+def memo(board: Board, kind: str, make):
+    """What `make()` derives from a board (its JSON body, its HTML table), computed once per cached board: while
+    cached_leaderboard hands out the same Board, its rendering is reused too."""
+    key = (id(board), kind)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is board:
+        return hit[1]
+    value = make()
+    with _CACHE_LOCK:
+        if len(_MEMO) > 256:
+            _MEMO.clear()
+        _MEMO[key] = (board, value)  # the board is kept alive with it, so its id is not reused meanwhile
+    return value
+
+
 def record_rank_history(session: Session, phase: Phase, track: Track, now: dt.datetime) -> int:
     """Append a RankSnapshot for every team whose public rank changed; return how many were written."""
     board = leaderboard(session, phase, track, "public")

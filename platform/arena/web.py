@@ -9,12 +9,12 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from . import svg
-from .api import board_for, board_rows, csv_response
+from .api import board_for, csv_response, json_board
 from .auth import current_user, log_in, login_required
 from .db import get_session
 from .errors import ArenaError
 from .extensions import limiter, login_limit, upload_limit
-from .leaderboard import rank_history
+from .leaderboard import memo, rank_history
 from .models import Challenge, Notification, utcnow
 from .services import accounts, submissions, teams
 
@@ -294,12 +294,14 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
     history = None
     if team is not None:
         history = svg.rank_history([s.rank for s in rank_history(get_session(), phase, track, team.id)])
+    table = memo(board, "html", lambda: Markup(render_template("_board_table.html", board=board)))
     return render_template(
         "leaderboard.html",
         challenge=phase.challenge,
         phase=phase,
         track=track,
         board=board,
+        table=table,
         split=split,
         my_team=team,
         history=history,
@@ -317,5 +319,5 @@ def leaderboard_export(slug: str, phase_slug: str, track_slug: str, fmt: str):
     if fmt == "csv":
         return csv_response(board, f"{slug}-{phase_slug}-{track_slug}-{split}.csv")
     if fmt == "json":
-        return jsonify({"split": split, "metric": board.metric, "rows": board_rows(board)})
+        return json_board(board)
     abort(404)

@@ -197,3 +197,18 @@ def test_a_submission_being_rescored_keeps_its_row(db, board_setup, state):
     db.commit()
     rows = leaderboard(db, phase, track, "public").rows
     assert [(r.submission_id, r.score) for r in rows] == [(sub.id, 0.7)]
+
+
+def test_a_cached_board_is_rendered_once_and_the_page_still_marks_my_team(client, db, board_setup, team_user):
+    from arena import leaderboard as lb
+
+    _c, phase, track, (a, *_rest) = board_setup
+    _user, headers, team = team_user
+    _finished(db, team, phase, track, 0.5, 0.5, 1)
+    board = lb.leaderboard(db, phase, track, "public")
+    calls = []
+    assert lb.memo(board, "x", lambda: calls.append(1) or "body") == lb.memo(board, "x", lambda: calls.append(1))
+    assert calls == [1]
+    client.post("/login", data={"email": "alice@example.com", "password": "correct horse battery"})
+    page = client.get("/c/tiny/dev/detection/leaderboard").get_data(as_text=True)
+    assert f'tr[data-team="{team.id}"]' in page and f'data-team="{team.id}"' in page
