@@ -8,7 +8,7 @@
 #   bash baselines/run_all.sh run softmax sphereface cosface
 #   bash baselines/run_all.sh run arcface combined focal_arcface
 #   bash baselines/run_all.sh run inter_fusion intra_fusion full_model
-#   bash baselines/run_all.sh bench report
+#   bash baselines/run_all.sh bench report        # BENCH=densenet169:112:128 bash baselines/run_all.sh bench
 #
 # DATA: the dataset root (default data/small). The device cannot run the generator (its art libraries are not
 # installed there), so make the recognition part of `small` here first and carry it:
@@ -71,10 +71,13 @@ run_one() {
 }
 
 stage_bench() {
-  for spec in "resnet50 224 256" "densenet169 112 128"; do
-    set -- $spec
-    $PY benchmarks/training_throughput.py --data "$DATA" --cache-dir "$WORK/cache" --backbone "$1" --size "$2" \
-      --batch "$3" --steps 60 --workers 12 2>&1 | tee "$OUT/logs/throughput_$1_$2.txt"
+  # BENCH: backbone:size:batch specs; the issue's reference is ResNet-50 at 224 x 224 (one spec per call is safest:
+  # compiling takes minutes), e.g. BENCH=densenet169:112:128 for the reference runs' model
+  local spec backbone size batch
+  for spec in ${BENCH:-resnet50:224:256}; do
+    IFS=: read -r backbone size batch <<< "$spec"
+    $PY benchmarks/training_throughput.py --data "$DATA" --cache-dir "$WORK/cache" --backbone "$backbone" \
+      --size "$size" --batch "$batch" --steps 60 --workers 12 2>&1 | tee "$OUT/logs/throughput_${backbone}_$size.txt"
   done
 }
 
