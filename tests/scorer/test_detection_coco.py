@@ -97,6 +97,22 @@ def test_a_box_inside_the_area_range_is_preferred_to_a_better_ignored_one():
     assert ours["coco_ap_large"] == -1.0  # no large box: undefined, pycocotools' -1
 
 
+@pytest.mark.parametrize(
+    ("false_positive", "expected_small"),
+    [
+        ([100, 100, 132, 132], 0.5),  # 32 x 32 = 1024, on the limit: inside 'small' (limits inclusive), it counts
+        ([100, 100, 133, 132], 1.0),  # 33 x 32 = 1056: outside 'small', an unmatched detection there is ignored
+    ],
+    ids=["area-on-the-limit", "area-past-the-limit"],
+)
+def test_an_unmatched_detection_counts_only_inside_the_area_range(false_positive, expected_small):
+    labels = make_labels([(0, [0, 0, 10, 10])])
+    dets = make_detections([(0, false_positive, 0.9), (0, [0, 0, 10, 10], 0.8)])
+    ours = assert_equal_to_pycocotools(labels, dets)
+    assert ours["coco_ap_small"] == pytest.approx(expected_small, abs=1e-15)  # ranked FP, TP: precision .5
+    assert ours["coco_ap"] == pytest.approx(0.5, abs=1e-15)  # 'all' counts the false positive either way
+
+
 def test_undefined_area_ranges_are_minus_one_as_in_pycocotools():
     labels = make_labels([(0, [0, 0, 10, 10])])  # one small box: no medium or large box anywhere
     ours = assert_equal_to_pycocotools(labels, make_detections([(0, [0, 0, 10, 10], 0.5)]))
