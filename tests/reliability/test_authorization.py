@@ -1,0 +1,299 @@
+"""The authorization matrix: every API endpoint × (anonymous, a member of another team, a member of the owning team,
+an organizer) gives the right status, and nothing of one team reaches another. Objects belong to team Alpha, whose
+captain is the `member`; `other` captains team Beta in the same challenge; the organizer has no team. A test also
+checks that every route of the API is in the matrix, so a new endpoint cannot slip past it."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import pytest
+from arena.models import Phase, Submission, Track
+from arena.services import teams
+from arena_testkit import load_challenge, make_user, token_for, upload
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(300)]
+ROLES = ("anonymous", "other", "member", "organizer")
+
+
+@dataclass(frozen=True)
+class World:
+    headers: dict[str, dict]
+    ids: dict[str, int]
+    invite_beta: str
+
+
+@pytest.fixture
+def world(make_world) -> World:
+    return make_world()
+
+
+@pytest.fixture
+def make_world(app, client, db, data):
+    """make_world() -> a fresh World (the database emptied first)."""
+    from arena.models import Base
+    from sqlalchemy import text
+
+    def _make() -> World:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        db.rollback()
+        db.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.commit()
+        return _build(app, client, db, data)
+
+    return _make
+
+
+def _build(app, client, db, data) -> World:
+    challenge = load_challenge(db, data, per_day=100, total=100, in_flight=100)
+    alice, bob, mate = (make_user(db, f"{n}@example.com") for n in ("alice", "bob", "mate"))
+    organizer = make_user(db, "org@example.com", organizer=True)
+    alpha = teams.create_team(db, alice, challenge, "Alpha", True)
+    teams.join_team(db, mate, challenge, alpha.invite_code, True)
+    beta = teams.create_team(db, bob, challenge, "Beta", True)
+    headers = {"anonymous": {}, "member": token_for(db, alice), "other": token_for(db, bob)}
+    headers["organizer"] = token_for(db, organizer)
+    sub_id = upload(client, headers["member"], data.detection_csv()).get_json()["id"]
+    from arena.models import ApiToken
+
+    ids = {
+        "team": alpha.id,
+        "mate": mate.id,
+        "sub": sub_id,
+        "phase": db.query(Phase).one().id,
+        "track": db.query(Track).filter(Track.slug == "detection").one().id,
+        "token": db.query(ApiToken).filter(ApiToken.user_id == alice.id).one().id,
+    }
+    return World(headers, ids, beta.invite_code)
+
+
+def _file(content: bytes = b"x\n", name: str = "f.csv"):
+    return (io.BytesIO(content), name)
+
+
+# name: (method, path, body maker or None, {role: expected status})
+# A body maker takes (world, data) and returns request kwargs.
+ENDPOINTS = {
+    "openapi": ("get", "/api/v1/openapi.json", None, dict.fromkeys(ROLES, 200)),
+    "register": (
+        "post",
+        "/api/v1/register",
+        lambda w, d, role: {"json": {"email": f"new-{role}@example.com", "password": "long enough pass"}},
+        dict.fromkeys(ROLES, 201),
+    ),
+    "token-bad-password": (
+        "post",
+        "/api/v1/tokens",
+        lambda w, d, role: {"json": {"email": "alice@example.com", "password": "wrong password!"}},
+        dict.fromkeys(ROLES, 401),
+    ),
+    "revoke-token": (
+        "delete",
+        "/api/v1/tokens/{token}",
+        None,
+        {"anonymous": 401, "other": 404, "member": 204, "organizer": 404},
+    ),
+    "me": ("get", "/api/v1/me", None, {"anonymous": 401, "other": 200, "member": 200, "organizer": 200}),
+    "challenges": ("get", "/api/v1/challenges", None, dict.fromkeys(ROLES, 200)),
+    "challenge": ("get", "/api/v1/challenges/tiny", None, dict.fromkeys(ROLES, 200)),
+    "create-team": (
+        "post",
+        "/api/v1/challenges/tiny/teams",
+        lambda w, d, role: {"json": {"name": f"New {role}", "accept_rules": True}},
+        {"anonymous": 401, "other": 409, "member": 409, "organizer": 201},
+    ),
+    "join-beta": (
+        "post",
+        "/api/v1/challenges/tiny/join",
+        lambda w, d, role: {"json": {"invite_code": w.invite_beta, "accept_rules": True}},
+        {"anonymous": 401, "other": 409, "member": 409, "organizer": 200},
+    ),
+    "my-team": (
+        "get",
+        "/api/v1/challenges/tiny/team",
+        None,
+        {"anonymous": 401, "other": 200, "member": 200, "organizer": 404},
+    ),
+    "remove-member": (
+        "post",
+        "/api/v1/teams/{team}/members/{mate}/remove",
+        None,
+        {"anonymous": 401, "other": 404, "member": 204, "organizer": 404},  # 404: a team is private to its members
+    ),
+    "hand-over-captaincy": (
+        "post",
+        "/api/v1/teams/{team}/captain",
+        lambda w, d, role: {"json": {"user_id": w.ids["mate"]}},
+        {"anonymous": 401, "other": 404, "member": 204, "organizer": 404},
+    ),
+    "merge-into-beta": (
+        "post",
+        "/api/v1/teams/{team}/merge",
+        lambda w, d, role: {"json": {"invite_code": w.invite_beta}},
+        {"anonymous": 401, "other": 404, "member": 200, "organizer": 404},
+    ),
+    "submit": (
+        "post",
+        "/api/v1/challenges/tiny/submissions",
+        lambda w, d, role: {
+            "data": {"phase": "dev", "track": "detection", "file": _file(d.detection_csv())},
+            "content_type": "multipart/form-data",
+        },
+        {"anonymous": 401, "other": 202, "member": 202, "organizer": 403},
+    ),
+    "list-submissions": (
+        "get",
+        "/api/v1/challenges/tiny/submissions",
+        None,
+        {"anonymous": 401, "other": 200, "member": 200, "organizer": 200},
+    ),
+    "get-submission": (
+        "get",
+        "/api/v1/submissions/{sub}",
+        None,
+        {"anonymous": 401, "other": 404, "member": 200, "organizer": 200},
+    ),
+    "cancel-submission": (
+        "post",
+        "/api/v1/submissions/{sub}/cancel",
+        None,
+        {"anonymous": 401, "other": 404, "member": 200, "organizer": 200},
+    ),
+    "pick-final": (
+        "post",
+        "/api/v1/submissions/{sub}/final",
+        lambda w, d, role: {"json": {"selected": True}},
+        {"anonymous": 401, "other": 404, "member": 409, "organizer": 409},  # 409: it is not scored yet
+    ),
+    "public-board": (
+        "get",
+        "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard",
+        None,
+        dict.fromkeys(ROLES, 200),
+    ),
+    "private-board": (
+        "get",
+        "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard?split=private",
+        None,
+        {"anonymous": 403, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "rank-history": (
+        "get",
+        "/api/v1/challenges/tiny/phases/dev/tracks/detection/history/{team}",
+        None,
+        dict.fromkeys(ROLES, 200),
+    ),
+    "admin-phase": (
+        "patch",
+        "/api/v1/admin/phases/{phase}",
+        lambda w, d, role: {"json": {"closed": False, "reason": "matrix"}},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "admin-labels-without-file": (  # the organizer check comes before any validation
+        "post",
+        "/api/v1/admin/tracks/{track}/labels",
+        lambda w, d, role: {"data": {"kind": "detection_gt"}, "content_type": "multipart/form-data"},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 400},
+    ),
+    "admin-rescore": (
+        "post",
+        "/api/v1/admin/tracks/{track}/rescore",
+        lambda w, d, role: {"json": {"reason": "matrix"}},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 202},
+    ),
+    "admin-hide-team": (
+        "post",
+        "/api/v1/admin/teams/{team}/hide",
+        lambda w, d, role: {"json": {"reason": "matrix"}},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "admin-disqualify": (
+        "post",
+        "/api/v1/admin/submissions/{sub}/disqualify",
+        lambda w, d, role: {"json": {"reason": "matrix"}},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "admin-baseline": (
+        "post",
+        "/api/v1/admin/baselines",
+        lambda w, d, role: {
+            "data": {
+                "challenge": "tiny",
+                "phase": "dev",
+                "track": "detection",
+                "name": "ref",
+                "file": _file(d.detection_csv()),
+            },
+            "content_type": "multipart/form-data",
+        },
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 202},
+    ),
+}
+
+
+# roles whose call changes what the next role's call would find: each of them gets a world of its own
+FRESH = {"cancel-submission": {"organizer"}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
+def test_every_endpoint_answers_each_role_as_it_should(client, data, make_world, endpoint):
+    """One world per endpoint, the roles in the order anonymous, other, member, organizer (the refused calls
+    change nothing, which test_a_refused_call_changes_nothing checks for the submission)."""
+    method, path, body, expected = ENDPOINTS[endpoint]
+    world = make_world()
+    answers = {}
+    for role in ROLES:
+        if role in FRESH.get(endpoint, ()):
+            world = make_world()
+        kwargs = body(world, data, role) if body else {}
+        response = getattr(client, method)(path.format(**world.ids), headers=world.headers[role], **kwargs)
+        answers[role] = response.status_code
+        if response.status_code >= 400:  # a JSON error with a message, never HTML
+            assert response.is_json and response.get_json()["message"], (endpoint, role)
+    assert answers == expected
+
+
+@pytest.mark.parametrize("role", ["other", "organizer"])
+def test_a_team_never_sees_another_teams_submissions_in_its_list(client, world, role):
+    listed = client.get("/api/v1/challenges/tiny/submissions", headers=world.headers[role]).get_json()
+    assert world.ids["sub"] not in [s["id"] for s in listed]
+
+
+def test_another_teams_view_of_its_own_team_holds_nothing_of_alpha(client, world):
+    team = client.get("/api/v1/challenges/tiny/team", headers=world.headers["other"]).get_json()
+    assert team["name"] == "Beta" and "alice@example.com" not in str(team)
+
+
+def test_a_refused_call_changes_nothing(client, db, world):
+    client.post(f"/api/v1/submissions/{world.ids['sub']}/cancel", headers=world.headers["other"])
+    db.expire_all()
+    assert db.get(Submission, world.ids["sub"]).state == "queued"
+
+
+def test_the_matrix_covers_every_api_route(app):
+    """A new endpoint must be added to ENDPOINTS (with its expected answers) before this passes."""
+    routes = {
+        (method.lower(), rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    covered = set()
+    for method, path, _body, _expected in ENDPOINTS.values():
+        template = path.split("?")[0]
+        for route_method, rule in routes:
+            pattern = rule
+            for converter in ("<int:team_id>", "<int:user_id>", "<int:submission_id>", "<int:phase_id>"):
+                pattern = pattern.replace(converter, "{}")
+            for converter in ("<int:track_id>", "<int:token_id>", "<slug>", "<phase_slug>", "<track_slug>"):
+                pattern = pattern.replace(converter, "{}")
+            pattern = pattern.replace("<action>", "{}")
+            import re
+
+            regex = "^" + re.escape(pattern).replace(r"\{\}", "[^/]+") + "$"
+            filled = re.sub(r"\{[a-z]+\}", "1", template)
+            if route_method == method and re.match(regex, filled):
+                covered.add((route_method, rule))
+    assert routes - covered == set()
