@@ -163,3 +163,20 @@ def test_coco_numbers_equal_pycocotools_on_the_real_test_labels():
     ours = assert_equal_to_pycocotools(labels, dets)
     assert ours["num_gt"] == 18_647 and ours["num_images"] == 10_000
     assert ours["ap50"] == pytest.approx(brute_force_ap50(labels, dets)[0], abs=1e-12)
+
+
+def test_the_benchmark_runs_and_its_coco_numbers_agree(tmp_path):
+    from benchmarks.scoring_detection import run
+    from scorer.formats import write_detection_labels
+
+    rng = np.random.default_rng(3)
+    image_index = np.repeat(np.arange(40), rng.integers(1, 4, 40))
+    xy = rng.uniform(0, 300, (len(image_index), 2))
+    boxes = np.round(np.c_[xy, xy + rng.uniform(10, 140, (len(image_index), 2))])
+    gt = tmp_path / "gt.csv"
+    write_detection_labels(gt, [f"img_{i}.jpg" for i in range(40)], image_index, boxes)
+    out = run(gt, num_detections=300, repeats=1, seed=1)
+    assert [row[0] for row in out["rows"]][:2] == ["ours: ap50 alone", "ours: full metric set (ap50 + COCO)"]
+    assert all(wall >= 0 and cpu >= 0 for _, wall, cpu in out["rows"])
+    assert out["max_abs_diff"]["ours vs pycocotools"] <= 1e-12
+    assert out["inputs"]["detections"] == 300
