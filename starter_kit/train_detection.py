@@ -65,10 +65,14 @@ def save_checkpoint(
     epoch: int,
     ap50: float | None,
     optimizer: torch.optim.Optimizer | None = None,
+    best_ap50: float | None = None,
 ) -> None:
+    """Write atomically: `model`, `config`, `epoch`, `ap50` (this epoch's validation, None if none ran), and for
+    resuming `optimizer` and `best_ap50` (the best validation so far)."""
     state = {"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epoch, "ap50": ap50}
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
+        state["best_ap50"] = best_ap50
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
@@ -105,7 +109,7 @@ def train(
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"] + 1
-        best = state["ap50"] if state["ap50"] is not None else -1.0
+        best = state.get("best_ap50") if state.get("best_ap50") is not None else -1.0
         if main_process:
             print(f"resumed from {out / 'last.pt'} at epoch {start_epoch}")
     net = torch.compile(model) if cuda and cfg.compile else model
@@ -183,10 +187,10 @@ def train(
         metrics["wall_seconds"] = time.perf_counter() - run_started  # this process's run so far, validation included
         if main_process:
             ap50 = metrics.get("val_ap50")
-            save_checkpoint(out / "last.pt", model, cfg, epoch, ap50, optimizer)
             if ap50 is not None and ap50 > best:
                 best = ap50
                 save_checkpoint(out / "best.pt", model, cfg, epoch, ap50)
+            save_checkpoint(out / "last.pt", model, cfg, epoch, ap50, optimizer, best_ap50=best if best >= 0 else None)
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as log_file:
                 log_file.write(json.dumps(metrics) + "\n")
             shown = f", val ap50 {ap50:.4f}" if ap50 is not None else ""

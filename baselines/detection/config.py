@@ -48,7 +48,7 @@ class DetectionConfig:
     repeat: int = 1  # passes over the train list per epoch (for tiny sets)
     val_every: int = 1  # validate every this many epochs (and after the last)
     batch_size: int = 32  # per process
-    lr: float = 2e-3  # for the whole global batch
+    lr: float = 2e-3  # not rescaled with the number of processes (the global batch is batch_size × processes)
     weight_decay: float = 1e-4
     warmup_steps: int = 300
     grad_clip: float = 10.0
