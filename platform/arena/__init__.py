@@ -14,6 +14,19 @@ from flask import Flask
 __all__ = ["create_app"]
 
 
+def _row_id_converter():
+    from werkzeug.routing import IntegerConverter
+
+    class RowId(IntegerConverter):
+        """<int:...> in our routes: 0 to 2**31 - 1, the range of an integer primary key on both databases."""
+
+        def __init__(self, url_map, *args, **kwargs):
+            kwargs.setdefault("max", 2**31 - 1)
+            super().__init__(url_map, *args, **kwargs)
+
+    return RowId
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     from . import cli, config, db, health, logs
     from .api import bp as api_bp
@@ -23,6 +36,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     instance = os.environ.get("ARENA_INSTANCE") or str(Path.cwd() / "instance")
     app = Flask(__name__, instance_path=instance, instance_relative_config=True)
+    app.url_map.converters["int"] = (
+        _row_id_converter()
+    )  # ids past the database's integer range are a 404, not an overflow
     app.config.from_mapping(config.load(app.instance_path))
     if test_config:
         app.config.update(test_config)
@@ -31,6 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app, app.config.get("ENGINE"))
     csrf.init_app(app)
     limiter.init_app(app)
+    health.bound_ids(app)  # before the blueprints: an id past the database's integer range is a 404
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)

@@ -10,10 +10,11 @@ import hmac
 import logging
 import tempfile
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from werkzeug.routing import IntegerConverter
 
 from . import metrics, storage
 from .db import get_session, new_session
@@ -99,6 +100,32 @@ def _unavailable(exc: Exception):
     return response
 
 
+def _out_of_range(exc: DataError):
+    """A value the database cannot hold (an integer past its range, a malformed number): the caller's fault, 400."""
+    log.info("data error under %s %s: %s", request.method, request.path, str(exc).splitlines()[0])
+    try:
+        get_session().rollback()
+    except Exception:
+        pass
+    message = "a value in the request is out of range or malformed"
+    if request.path.startswith("/api/"):
+        return jsonify({"error": "invalid", "message": message}), 400
+    return Response(f"<h1>Bad request</h1><p>{message}</p>", status=400, mimetype="text/html")
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:...>` in a URL: ids past the database's integer range match no route (404), instead of reaching the
+    database as a value it cannot hold."""
+
+    def __init__(self, url_map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):  # noqa: A002
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def bound_ids(app: Flask) -> None:
+    """Call before the blueprints are registered (their rules take the converter when they are added)."""
+    app.url_map.converters["int"] = BoundedIntConverter
+
+
 def init_app(app) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeout
@@ -106,3 +133,4 @@ def init_app(app) -> None:
     app.register_blueprint(bp)
     for exc_type in (OperationalError, DBAPIError, PoolTimeout, RedisConnectionError, RedisTimeout):
         app.register_error_handler(exc_type, _unavailable)
+    app.register_error_handler(DataError, _out_of_range)

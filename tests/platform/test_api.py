@@ -165,3 +165,10 @@ def test_the_openapi_document_lists_every_api_route(app, client):
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             served |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
     assert served == documented
+
+
+@pytest.mark.parametrize("path", ["/api/v1/submissions/99999999999999999999999", "/api/v1/submissions/2147483648"])
+def test_ids_past_the_integer_range_are_not_found(client, db, team_user, path):
+    _user, headers, _team = team_user
+    response = client.get(path, headers=headers)
+    assert response.status_code == 404 and response.is_json
