@@ -41,7 +41,7 @@ def test_backbone_has_torchvision_parameter_count_and_tensor_names(name):
         assert tuple(state[key].shape) == shape, key
 
 
-@pytest.mark.parametrize("name", ["tiny_cnn", "resnet18", "densenet121"])
+@pytest.mark.parametrize("name", ["tiny_cnn", "resnet18", pytest.param("densenet121", marks=pytest.mark.slow)])
 def test_feature_maps_have_four_stages_with_the_declared_channels(name):
     model = build_backbone(name).eval()
     x = torch.randn(2, 3, 32, 32)

@@ -45,6 +45,7 @@ def _metrics(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_tiny_training_then_prediction_gives_a_submission_the_scorer_scores(mini_dataset, tmp_path):
     run_dir = tmp_path / "runs" / "arcface"
     train_mod.train(_cfg("arcface.yaml", mini_dataset, run_dir, "optim.epochs=3"))
@@ -218,6 +219,7 @@ def test_two_process_torchrun_trains_with_ddp_on_cpu(mini_dataset, tmp_path):
     assert done.stdout.count("done:") == 1
 
 
+@pytest.mark.slow
 def test_facedata_tiny_preset_trains_predicts_and_scores(tmp_path):
     """The CI path of the issue: `python -m facedata synth --preset tiny` -> train -> predict -> scorer."""
     pytest.importorskip("facedata.synth", reason="facedata's generator has not landed in this checkout")

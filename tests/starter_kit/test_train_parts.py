@@ -45,6 +45,7 @@ def test_init_from_copies_the_embedder_of_an_earlier_checkpoint(tmp_path):
     assert torch.equal(model.embedder.fc.weight, earlier.embedder.fc.weight)
 
 
+@pytest.mark.slow
 def test_a_training_step_lowers_the_loss_on_a_repeated_batch():
     torch.manual_seed(0)
     model = build_train_model(_cfg("loss.name=cosface", "loss.scale=16.0"), num_classes=4)
