@@ -37,13 +37,36 @@ def _http_error(exc: HTTPException):
     return jsonify({"error": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
 
 
+_BOOLEAN_FIELDS = frozenset({"accept_rules", "selected", "closed", "private_revealed"})
+
+
+class _Body(dict):
+    """A request's JSON object whose get() checks the value's type (a wrong type is a 400 naming the field, not
+    a crash): a str default or none wants a string, an int default an integer; the boolean fields take a boolean
+    or a string ("true", "1", ...)."""
+
+    def get(self, key, default=None):
+        value = super().get(key, default)
+        if value is None or value is default:
+            return value
+        if key in _BOOLEAN_FIELDS:
+            wanted, name = (bool, str), "a boolean"
+        elif isinstance(default, int) and not isinstance(default, bool):
+            wanted, name = (int,), "an integer"
+        else:
+            wanted, name = (str,), "a string"
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            raise Invalid(f"'{key}' must be {name}", field=str(key))
+        return value
+
+
 def _json() -> dict:
     data = request.get_json(silent=True)
     if data is None:
         data = request.form.to_dict()
     if not isinstance(data, dict):
         raise Invalid("the body must be a JSON object")
-    return data
+    return _Body(data)
 
 
 def _challenge(slug: str) -> Challenge:
