@@ -195,6 +195,14 @@ class MixedBatchSampler:
             yield rows
 
 
+@dataclass(frozen=True)
+class _MemmapRef:
+    filename: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int
+
+
 class BatchGather(torch.utils.data.Dataset):
     """Indexed by a whole batch of rows (from `MixedBatchSampler`): -> (images uint8 (B, S, S, 3), labels int64 (B,),
     domains int64 (B,): 1 cartoon, 0 auxiliary). Rows >= len(cartoon) index the auxiliary faces."""
@@ -212,6 +220,22 @@ class BatchGather(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.cartoon_labels) + len(self.aux_labels)
+
+    def __getstate__(self) -> dict:
+        """Loader processes started by spawn/forkserver get the memmaps' file names, not gigabytes of pixels."""
+        state = self.__dict__.copy()
+        for key in ("cartoon", "aux"):
+            array = state[key]
+            if isinstance(array, np.memmap) and array.filename:
+                state[key] = _MemmapRef(array.filename, array.dtype.str, array.shape, array.offset)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for key in ("cartoon", "aux"):
+            ref = state[key]
+            if isinstance(ref, _MemmapRef):
+                state[key] = np.memmap(ref.filename, dtype=ref.dtype, mode="r", shape=ref.shape, offset=ref.offset)
+        self.__dict__.update(state)
 
     def __getitem__(self, rows: np.ndarray):
         rows = np.sort(np.asarray(rows, dtype=np.int64))  # sorted reads are kinder to a memmap; order is irrelevant

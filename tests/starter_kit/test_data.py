@@ -125,3 +125,17 @@ def test_augment_keeps_shape_and_changes_pixels_reproducibly():
 def test_augment_without_zoom_shift_or_flip_is_the_identity():
     x = torch.randn(2, 3, 8, 8)
     assert torch.allclose(augment(x, scale=0.0, shift=0.0, flip=False), x, atol=1e-5)
+
+
+def test_gather_pickles_a_memmap_by_file_name_not_by_content(tmp_path):
+    import pickle
+
+    path = tmp_path / "faces.npy"
+    np.save(path, np.random.default_rng(0).integers(0, 256, size=(64, 64, 64, 3), dtype=np.uint8))  # 786 kB
+    images = np.load(path, mmap_mode="r")
+    gather = BatchGather(images, np.arange(64))
+    blob = pickle.dumps(gather)
+    assert len(blob) < 10_000
+    copy = pickle.loads(blob)
+    assert isinstance(copy.cartoon, np.memmap) and copy.cartoon.filename == images.filename
+    assert torch.equal(copy[np.array([40, 1])][0], gather[np.array([40, 1])][0])
