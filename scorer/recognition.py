@@ -156,7 +156,7 @@ def _count_hits(
     )
 
     rows, inverse = np.unique(pairs, return_inverse=True)
-    labelled_unit = search.unit_rows(features[rows])
+    labelled_unit = search.unit_rows(features[rows], overwrite=True)
     inverse = inverse.reshape(pairs.shape)
     probe_slot = np.searchsorted(rows, probes)
     probe_unit = labelled_unit if len(probe_slot) == len(rows) else labelled_unit[probe_slot]  # no copy if all

@@ -140,11 +140,11 @@ def canonical_cosine(features: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.n
     return canonical_dot(unit, unit, inverse[: len(a)], inverse[len(a) :])
 
 
-def unit_rows(x: np.ndarray, dtype=np.float64) -> np.ndarray:
+def unit_rows(x: np.ndarray, dtype=np.float64, *, overwrite: bool = False) -> np.ndarray:
     """(n, d) float64 rows scaled to unit norm the fast way (any order; within `error_bound` of the exact unit
     rows): the input of the approximate pass. Rows whose squares would overflow or underflow are first scaled by
-    a power of two."""
-    x = np.array(x, dtype=np.float64)
+    a power of two. overwrite=True lets a float64 x (a fresh gather) be normalised in place."""
+    x = np.asarray(x, dtype=np.float64) if overwrite else np.array(x, dtype=np.float64)
     with np.errstate(over="ignore", under="ignore"):  # such rows are found and rescaled just below
         norms = np.linalg.norm(x, axis=1)
     extreme = ~((norms > 2.0**-400) & (norms < 2.0**400))
@@ -245,7 +245,7 @@ def distractor_tiles(features: np.ndarray, distractors: Distractors, tile_size: 
     normalised on the fly: no unit copy of the whole set is ever held."""
     for first in range(0, len(distractors.rows), tile_size):
         rows = distractors.rows[first : first + tile_size]
-        yield first, unit_rows(features[rows], dtype), distractors.counts[first : first + tile_size]
+        yield first, unit_rows(features[rows], dtype, overwrite=True), distractors.counts[first : first + tile_size]
 
 
 def _merge_top(values, counts, new_values, new_counts, keep: int):
@@ -346,7 +346,7 @@ def exact_kth(
     dim = features.shape[1]
     slack = 2 * error_bound(dim, UNIT_ROUNDOFF[np.dtype(np.float64)])
     probe_unit = canonical_unit(features[probe_rows])
-    fast_unit = unit_rows(features[probe_rows])
+    fast_unit = unit_rows(features[probe_rows], overwrite=True)
     kth = np.full((len(probe_rows), len(ks)), -np.inf)
     for start in range(0, len(probe_rows), block_size):
         stop = min(start + block_size, len(probe_rows))

@@ -15,6 +15,7 @@ from tests.scorer._rec_reference import brute_force_cmc, make_labels, recognitio
 KS = (1, 2, 3, 5)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem=recognition_problems())
 def test_cmc_equals_the_official_argsort_walk_with_ties_as_misses(problem):
@@ -187,3 +188,14 @@ def test_identical_distractors_are_merged_with_their_counts(monkeypatch, dtype, 
     assert merged.rows.tolist() == [0, 1]
     assert merged.counts.tolist() == [3, 2]
     assert merged.total == 5
+
+
+def test_scoring_leaves_the_callers_features_untouched():
+    rng = np.random.default_rng(14)
+    labels, features = _clustered(rng, identities=5, per_identity=3, distractors=20, dim=6, noise=1.0)
+    features[0] *= 2.0**700  # a row that gets rescaled
+    before = features.copy()
+    for backend in ("numpy", "faiss"):
+        cmc(make_labels(labels), features, backend=backend)
+    search.unit_rows(features)
+    assert np.array_equal(features, before)

@@ -145,6 +145,7 @@ _similarities = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(rows=_similarities)
 def test_ten_fold_accuracy_equals_a_brute_force_threshold_search(rows):
@@ -152,6 +153,7 @@ def test_ten_fold_accuracy_equals_a_brute_force_threshold_search(rows):
     assert ten_fold_accuracy(sims, same, fold) == pytest.approx(brute_force_accuracy(sims, same, fold), abs=1e-12)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(rows=_similarities, far=st.sampled_from([1e-3, 0.01, 0.1, 0.5]))
 def test_auc_equals_sklearn_and_tar_equals_a_brute_force_search(rows, far):
