@@ -257,31 +257,29 @@ def coco_metrics(
     # accumulate(): all kept detections by a stable sort on descending score of the per-image sequence.
     ranked = position[ranking]
     ranked = ranked[ranked >= 0]
-    counted = ~det_ignored
-    tps = np.ascontiguousarray((matched & counted)[:, :, ranked])  # (A, T, D)
-    fps = np.ascontiguousarray((~matched & counted)[:, :, ranked])
-    # Counting in int32 over an int8 view is several times faster than numpy's bool cumsum; the counts are exact.
-    tp_sum = np.cumsum(tps.view(np.int8), axis=2, dtype=np.int32).astype(float)
-    fp_sum = np.cumsum(fps.view(np.int8), axis=2, dtype=np.int32).astype(float)
     num_areas, num_thr = len(ranges), len(IOU_THRESHOLDS)
     npig = np.count_nonzero(~gt_ignored, axis=1)  # (A,) boxes inside each area range
     precision = -np.ones((num_areas, num_thr, len(RECALL_THRESHOLDS)))  # -1: undefined, as pycocotools
     recall = -np.ones((num_areas, num_thr))
-    defined = npig > 0
-    if num_dets == 0:
-        precision[defined], recall[defined] = 0.0, 0.0
-    elif defined.any():
-        tp_sum, fp_sum = tp_sum[defined], fp_sum[defined]
-        rc = tp_sum / npig[defined][:, None, None]  # (a, T, D)
+    for a in np.flatnonzero(npig > 0):  # one area range at a time bounds the memory: (T, D) floats
+        if num_dets == 0:
+            precision[a], recall[a] = 0.0, 0.0
+            continue
+        counted = ~det_ignored[a]
+        tps = np.ascontiguousarray((matched[a] & counted)[:, ranked])  # (T, D)
+        fps = np.ascontiguousarray((~matched[a] & counted)[:, ranked])
+        # Counting in int32 over an int8 view is several times faster than numpy's bool cumsum; counts are exact.
+        tp_sum = np.cumsum(tps.view(np.int8), axis=1, dtype=np.int32).astype(float)
+        fp_sum = np.cumsum(fps.view(np.int8), axis=1, dtype=np.int32).astype(float)
+        rc = tp_sum / npig[a]
         pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
-        recall[defined] = rc[:, :, -1]
-        pr = np.flip(np.maximum.accumulate(np.flip(pr, axis=2), axis=2), axis=2)  # monotone from the right
-        q = np.zeros((len(rc), num_thr, len(RECALL_THRESHOLDS)))
-        for a, t in np.ndindex(len(rc), num_thr):
-            inds = np.searchsorted(rc[a, t], RECALL_THRESHOLDS, side="left")
+        recall[a] = rc[:, -1]
+        pr = np.flip(np.maximum.accumulate(np.flip(pr, axis=1), axis=1), axis=1)  # monotone from the right
+        precision[a] = 0.0
+        for t in range(num_thr):
+            inds = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
             inside = inds < num_dets
-            q[a, t, inside] = pr[a, t, inds[inside]]
-        precision[defined] = q
+            precision[a, t, inside] = pr[t, inds[inside]]
 
     all_, small, medium, large = range(num_areas)
     t50 = np.where(IOU_THRESHOLDS == 0.5)[0]
