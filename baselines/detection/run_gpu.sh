@@ -12,6 +12,8 @@
 # 15 MB: detection files only) travels with the run tool's `carry` (data/ and runs/ are git-ignored). Logs,
 # config, metrics, the submission and the JSON results are written under $OUT. A train stage cut by the time limit
 # continues with `RESUME=1 baselines/detection/run_gpu.sh train` while the machine is still warm.
+# A dry run on a CPU: EXTRA="epochs=1 repeat=1" SPEED_IMAGES=8 SPEED_SIZE=320x180 run_gpu.sh all tiny_cpu
+# (EXTRA: space-separated config overrides for training; leave it empty for the reference run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -24,6 +26,8 @@ DATA="${DATA:-data/det_small}"
 RUN="${RUNS:-runs/detection}/$CONFIG"
 OUT="${OUT:-runs/detection/out}"
 GT="$DATA/hidden/personai_icartoonface_detval.csv"
+EXTRA_SETS=()
+for item in ${EXTRA:-}; do EXTRA_SETS+=(--set "$item"); done
 mkdir -p "$OUT"
 
 prepare() {
@@ -48,9 +52,10 @@ train() {
     >> "$OUT/gpu.txt"
   local started=$SECONDS
   "$PY" -m torch.distributed.run --standalone --nproc_per_node="$gpus" \
-    -m starter_kit.train_detection --config "$CONFIG" --data "$DATA" --out "$RUN" --no-progress "${resume[@]}" \
+    -m starter_kit.train_detection --config "$CONFIG" --data "$DATA" --out "$RUN" --no-progress \
+    ${resume[@]+"${resume[@]}"} ${EXTRA_SETS[@]+"${EXTRA_SETS[@]}"} \
     2>&1 | tee "$OUT/train_$CONFIG.log"
-  echo "train stage wall time: $((SECONDS - started)) s on $gpus GPU(s)" | tee -a "$OUT/train_$CONFIG.log"
+  echo "train stage wall time: $((SECONDS - started)) s, $gpus process(es)" | tee -a "$OUT/train_$CONFIG.log"
   cp "$RUN/config.yaml" "$OUT/${CONFIG}_config.yaml"
   cp "$RUN/metrics.jsonl" "$OUT/${CONFIG}_metrics.jsonl"
 }
@@ -65,7 +70,8 @@ predict() {
 }
 
 speed() {
-  "$PY" benchmarks/detection_inference.py --checkpoint "$RUN/best.pt" --images 2000 --size 1920x1080 \
+  "$PY" benchmarks/detection_inference.py --checkpoint "$RUN/best.pt" --images "${SPEED_IMAGES:-2000}" \
+    --size "${SPEED_SIZE:-1920x1080}" \
     --workers 12 --json "$OUT/${CONFIG}_inference.json" 2>&1 | tee "$OUT/speed_$CONFIG.log"
 }
 
