@@ -107,6 +107,13 @@ def make_config(values: dict[str, Any], source: str = "config") -> DetectionConf
         raise ConfigError(f"{source}: need 0 < scale_min <= scale_max, got {cfg.scale_min}, {cfg.scale_max}")
     if cfg.stride != 4:
         raise ConfigError(f"{source}: 'stride' must be 4 (the neck's output resolution), not {cfg.stride}")
+    if cfg.fit_crop and not cfg.test_max_size:
+        raise ConfigError(
+            f"{source}: 'fit_crop' trains at the scale of images fitted into input_size; set "
+            f"'test_max_size' (e.g. {cfg.input_size}) so that prediction sees the same scale"
+        )
+    if not 0 <= cfg.face_crop <= 1:
+        raise ConfigError(f"{source}: 'face_crop' is a probability, not {cfg.face_crop}")
     if not 0 <= cfg.val_fraction < 1:
         raise ConfigError(f"{source}: 'val_fraction' must be in [0, 1), not {cfg.val_fraction}")
     return cfg

@@ -38,6 +38,8 @@ def test_overrides_apply_in_order_and_parse_yaml_values():
         (["scale_min=2", "scale_max=1"], "scale_min <= scale_max"),
         (["stride=8"], "'stride' must be 4"),
         (["val_fraction=1.5"], "'val_fraction' must be in"),
+        (["fit_crop=true"], "set 'test_max_size'"),
+        (["face_crop=1.5"], "'face_crop' is a probability"),
         (["epochs"], "must read key=value"),
     ],
 )
