@@ -134,3 +134,16 @@ def test_load_rgb_converts_to_rgb(tmp_path):
     Image.new("L", (5, 4), 7).save(path)
     image = load_rgb(path)
     assert image.mode == "RGB" and image.size == (5, 4)
+
+
+def test_the_layout_reads_the_real_2020_detection_labels(tmp_path):
+    """The real-data readers on the one real file we have: the official test GT (10,000 images, 18,647 boxes)."""
+    from pathlib import Path
+
+    real = Path(__file__).resolve().parents[3] / "shared" / "data" / "icartoonface" / "personai_icartoonface_detval.csv"
+    if not real.exists():
+        pytest.skip(f"the real detection labels are not beside the repository ({real})")
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "hidden" / real.name).symlink_to(real)
+    labels = Layout(tmp_path).detection_labels()
+    assert (labels.num_images, len(labels.boxes)) == (10_000, 18_647)
