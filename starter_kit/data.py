@@ -47,41 +47,30 @@ def load_faces(
     root: str | Path, split: str, *, size: int, enlarge_rate: float, cache_dir: str | Path, workers: int = 1
 ) -> Faces:
     """The packed faces of a split ("rectrain", "rectest" or "auxiliary") of the dataset at root, packing them into
-    cache_dir first if that cache is not there yet (its name holds the split, size and enlarge rate)."""
-    try:
-        from facedata.pack import PackedFaces, pack_faces
-    except ImportError:  # an older facedata without the packed cache: crop into memory here
-        return _crop_all(root, split, size, enlarge_rate)
+    cache_dir first when that cache is not there yet, is older than the split's list file (a regenerated dataset) or
+    lists other images (the cache's name holds the split, size and enlarge rate)."""
+    from facedata.layout import Layout
+    from facedata.pack import PackedFaces, pack_faces, split_entries
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     prefix = cache_dir / f"{split}_s{size}_r{enlarge_rate:g}"
+    layout = Layout(root)
+    names = tuple(split_entries(layout, split)[0])
+    listing = {"rectrain": layout.rec_train_list, "rectest": layout.rec_test_list, "auxiliary": layout.aux_list}[split]
+    index = prefix.with_name(prefix.name + ".json")
     try:
         packed = PackedFaces(prefix)
-    except (FileNotFoundError, OSError, ValueError):
+        if tuple(packed.names) != names or index.stat().st_mtime < listing.stat().st_mtime:
+            log.warning("%s is older than %s or lists other images: packing again", prefix, listing)
+            packed = None
+    except (OSError, ValueError):  # facedata's DatasetError is a ValueError: no finished pack yet
+        packed = None
+    if packed is None:
         log.info("packing %s of %s at %dx%d, enlarge rate %g into %s", split, root, size, size, enlarge_rate, prefix)
         packed = pack_faces(root, split, prefix, size=size, enlarge_rate=enlarge_rate, workers=workers)
-    return Faces(
-        packed.images, np.asarray(packed.labels, dtype=np.int64), tuple(packed.names), tuple(packed.identities)
-    )
-
-
-def _crop_all(root: str | Path, split: str, size: int, enlarge_rate: float) -> Faces:
-    from facedata.crops import crop_face, load_rgb
-    from facedata.layout import Layout
-
-    layout = Layout(root)
-    boxes = {"rectrain": layout.recognition_train, "rectest": layout.recognition_test, "auxiliary": layout.auxiliary}[
-        split
-    ]()
-    images = np.zeros((len(boxes.names), size, size, 3), dtype=np.uint8)
-    for i, (name, box) in enumerate(zip(boxes.names, boxes.boxes, strict=True)):
-        images[i] = crop_face(load_rgb(layout.image_path(split, name)), box, enlarge_rate, size)
-    if boxes.identities is None:
-        return Faces(images, np.full(len(images), -1, dtype=np.int64), boxes.names, ())
-    identities = tuple(sorted(set(boxes.identities)))
-    index = {name: i for i, name in enumerate(identities)}
-    return Faces(images, np.asarray([index[i] for i in boxes.identities], dtype=np.int64), boxes.names, identities)
+    labels = np.asarray(packed.labels, dtype=np.int64)
+    return Faces(packed.images, labels, tuple(packed.names), tuple(packed.identities))
 
 
 def _rank_key(seed: int, identity: str) -> str:

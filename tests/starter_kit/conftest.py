@@ -98,3 +98,9 @@ def write_mini_dataset(
 @pytest.fixture(scope="session")
 def mini_dataset(tmp_path_factory) -> Path:
     return write_mini_dataset(tmp_path_factory.mktemp("mini") / "data")
+
+
+@pytest.fixture
+def make_mini_dataset():
+    """write_mini_dataset itself, for tests that need their own (small, re-generated) copy."""
+    return write_mini_dataset

@@ -139,3 +139,27 @@ def test_gather_pickles_a_memmap_by_file_name_not_by_content(tmp_path):
     copy = pickle.loads(blob)
     assert isinstance(copy.cartoon, np.memmap) and copy.cartoon.filename == images.filename
     assert torch.equal(copy[np.array([40, 1])][0], gather[np.array([40, 1])][0])
+
+
+def test_faces_are_packed_once_and_packed_again_when_the_dataset_is_regenerated(tmp_path, make_mini_dataset):
+    import os
+
+    from starter_kit.data import load_faces
+
+    write_mini_dataset = make_mini_dataset
+
+    root = write_mini_dataset(
+        tmp_path / "data", train_ids=3, per_train=2, test_ids=2, per_test=2, distractors=2, aux_ids=2, per_aux=2, seed=0
+    )
+    first = load_faces(root, "rectrain", size=16, enlarge_rate=1.0, cache_dir=tmp_path / "cache")
+    index = tmp_path / "cache" / "rectrain_s16_r1.json"
+    packed_at = index.stat().st_mtime_ns
+    again = load_faces(root, "rectrain", size=16, enlarge_rate=1.0, cache_dir=tmp_path / "cache")
+    assert index.stat().st_mtime_ns == packed_at and np.array_equal(first.images, again.images)
+    write_mini_dataset(
+        root, train_ids=3, per_train=2, test_ids=2, per_test=2, distractors=2, aux_ids=2, per_aux=2, seed=1
+    )
+    listing = root / "icartoonface_rectrain_det.txt"
+    os.utime(listing, ns=(packed_at + 10**9, packed_at + 10**9))
+    fresh = load_faces(root, "rectrain", size=16, enlarge_rate=1.0, cache_dir=tmp_path / "cache")
+    assert fresh.names == first.names and not np.array_equal(fresh.images, first.images)
