@@ -40,7 +40,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "tiny": Preset("tiny", 8, 32, 10, 40, 10, 3, 12, 8, 8, 20, 20, test_per_id=(3, 5), max_faces=6),
+    "tiny": Preset("tiny", 6, 24, 10, 35, 10, 3, 12, 6, 6, 20, 20, test_per_id=(3, 4), max_faces=4),
     "small": Preset("small", 300, 2400, 150, 1000, 1500, 60, 480, 400, 200, 1000, 1000, test_per_id=(5, 9)),
     # the official sizes of the 2020 challenge (the auxiliary set is ours)
     "full": Preset("full", 5013, 389_678, 2000, 20_000, 2500, 1000, 20_000, 50_000, 10_000, 3000, 3000),
