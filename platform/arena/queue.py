@@ -36,8 +36,8 @@ def queue(app: Flask | None = None) -> Queue:
 
 
 def enqueue_scoring(submission_id: int, attempt: int) -> str:
-    """Put one scoring job on the queue; its id names the submission and the attempt."""
-    job_id = f"submission-{submission_id}-{attempt}"
+    """Put one scoring job on the queue; its id names the queue, the submission and the attempt."""
+    job_id = f"{current_app.config['RQ_QUEUE']}-submission-{submission_id}-{attempt}"
     queue().enqueue_call(
         JOB,
         args=(submission_id,),

@@ -1,6 +1,6 @@
 """Fixtures of the platform tests: every app-level test runs twice, on SQLite (a fresh file per test) and on the
 PostgreSQL of this machine (a fresh schema per test session, built by the Alembic migrations, emptied per test);
-the queue is the real Redis at 127.0.0.1:6379 (database 13, flushed before and after each test)."""
+the queue is the real Redis at 127.0.0.1:6379 (database 13; each test's keys are deleted before and after it)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ from arena_testkit import Data, load_challenge, make_data, make_user, token_for 
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+SQLITE_ONLY = ("test_browser.py", "test_api_fuzz.py")  # one run is enough; the other tests cover both databases
+
+
+def pytest_collection_modifyitems(config, items):
+    """Drop the PostgreSQL variant of the browser and fuzz tests before their (costly) fixtures are built."""
+    items[:] = [item for item in items if not (item.fspath.basename in SQLITE_ONLY and "[postgres" in item.name)]
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +76,14 @@ def engine(request, tmp_path):
 
 
 @pytest.fixture
-def redis_conn():
+def queue_name() -> str:
+    return f"arena-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def redis_conn(queue_name):
+    """The real Redis, emptied of this test's keys before and after. Every key of a test (its queue, registries
+    and jobs) carries its own queue name, so concurrent runs of the suite on one Redis never touch each other."""
     from redis import Redis
 
     conn = Redis.from_url(REDIS_URL)
@@ -76,13 +91,19 @@ def redis_conn():
         conn.ping()
     except Exception as exc:
         pytest.skip(f"Redis at {REDIS_URL} is not reachable: {exc}")
-    conn.flushdb()
+
+    def empty():
+        keys = list(conn.scan_iter(f"*{queue_name}*"))
+        if keys:
+            conn.delete(*keys)
+
+    empty()
     yield conn
-    conn.flushdb()
+    empty()
 
 
 @pytest.fixture
-def app(engine, redis_conn, tmp_path, monkeypatch):
+def app(engine, redis_conn, queue_name, tmp_path, monkeypatch):
     monkeypatch.setenv("ARENA_INSTANCE", str(tmp_path / "instance"))
     app = create_app(
         {
@@ -97,6 +118,8 @@ def app(engine, redis_conn, tmp_path, monkeypatch):
             "RATELIMIT_STORAGE_URI": "memory://",
             "HEARTBEAT_SECONDS": 0.05,
             "LEADERBOARD_CACHE_SECONDS": 0,
+            # a queue of its own: a worker of another test run on this Redis never takes this test's jobs
+            "RQ_QUEUE": queue_name,
             "ARGON2": {"time_cost": 1, "memory_cost": 64, "parallelism": 1},
         }
     )

@@ -104,7 +104,7 @@ def test_session_cookie_is_httponly_and_samesite(client, db):
 
 
 @pytest.mark.parametrize(("path", "limit_key"), [("/login", "RATELIMIT_LOGIN"), ("/api/v1/tokens", "RATELIMIT_LOGIN")])
-def test_login_is_rate_limited(engine, redis_conn, tmp_path, monkeypatch, path, limit_key):
+def test_login_is_rate_limited(engine, redis_conn, queue_name, tmp_path, monkeypatch, path, limit_key):
     from arena import create_app
 
     monkeypatch.setenv("ARENA_INSTANCE", str(tmp_path / "instance"))
@@ -116,6 +116,8 @@ def test_login_is_rate_limited(engine, redis_conn, tmp_path, monkeypatch, path, 
             "ENGINE": engine,
             "WTF_CSRF_ENABLED": False,
             "RATELIMIT_STORAGE_URI": "memory://",
+            "ARGON2": {"time_cost": 1, "memory_cost": 64, "parallelism": 1},
+            "RQ_QUEUE": queue_name,
             limit_key: "3 per minute",
             "STORAGE_DIR": str(tmp_path / "s"),
         }
@@ -125,7 +127,7 @@ def test_login_is_rate_limited(engine, redis_conn, tmp_path, monkeypatch, path, 
     assert codes[:3] != [429] * 3 and codes[3:] == [429, 429]
 
 
-def test_uploads_are_rate_limited(engine, redis_conn, tmp_path, monkeypatch, data):
+def test_uploads_are_rate_limited(engine, redis_conn, queue_name, tmp_path, monkeypatch, data):
     from arena import create_app
     from arena.db import get_session
     from arena_testkit import load_challenge, token_for, upload
@@ -138,6 +140,8 @@ def test_uploads_are_rate_limited(engine, redis_conn, tmp_path, monkeypatch, dat
             "DATABASE_URL": str(engine.url),
             "ENGINE": engine,
             "RATELIMIT_STORAGE_URI": "memory://",
+            "ARGON2": {"time_cost": 1, "memory_cost": 64, "parallelism": 1},
+            "RQ_QUEUE": queue_name,
             "RATELIMIT_UPLOAD": "2 per minute",
             "STORAGE_DIR": str(tmp_path / "s"),
             "REDIS_URL": "redis://127.0.0.1:6379/13",
