@@ -25,7 +25,7 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import audit, metrics, notify, states
+from . import audit, metrics, notify, orphans, states
 from .db import new_session
 from .models import Submission, utcnow
 
@@ -186,6 +186,7 @@ def sweep(session: Session, now: dt.datetime | None = None) -> Sweep:
                     "watchdog: submission %s is %s with no live job (%s); enqueued", sub.id, sub.state, job_state
                 )
                 enqueued += _enqueue(session, sub)
+    orphans.maybe_remove(session, config)  # upload files whose row never came (at most every 10 min)
     result = Sweep(requeued=requeued, failed=failed, enqueued=enqueued, redis_ok=conn is not None)
     if requeued or failed or enqueued:
         log.info("watchdog: %s", result.as_dict())
