@@ -84,9 +84,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except DatasetError as exc:
+    except (DatasetError, ValueError) as exc:  # a missing or malformed dataset, a folder of another run
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the output cannot be written (a file in the way, no space, no permission)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

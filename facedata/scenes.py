@@ -283,6 +283,12 @@ def detection_image(
         box = paste_face(canvas, identity, nuisance, side / BOX_FILL, placed)
         if box is not None:
             boxes.append(box)
+    if not boxes:  # every image of the official sets has a face: place one in the middle if none found room
+        style = avatars.MAIN_STYLES[int(rng.integers(len(avatars.MAIN_STYLES)))]
+        identity = avatars.make_identity(style, f"{seed_text}/fallback", 0, -1)
+        nuisance = sample_face_nuisance(identity, rng, max_rotation=0.0)
+        side = min(sides[0], 0.5 * min(width, height))
+        boxes.append(paste_face(canvas, identity, nuisance, side / BOX_FILL, (width / 2, height / 2)))
     image_nuisance = sample_image_nuisance(rng, grayscale_probability=0.1)
     add_patches(canvas, rng, image_nuisance.patches, boxes)
     canvas = degrade(canvas, image_nuisance)

@@ -49,3 +49,17 @@ def test_synth_with_two_workers_writes_the_same_bytes_as_one(tmp_path, tiny_mani
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["files"] == tiny_manifest["files"]
     assert manifest == tiny_manifest
+
+
+def test_synth_into_a_folder_of_another_unfinished_run_exits_2(tmp_path, capsys):
+    (tmp_path / ".partial").mkdir()
+    (tmp_path / ".partial" / "plan.json").write_text(json.dumps({"preset": {"name": "full"}, "seed": 9}))
+    assert main(["synth", "--preset", "tiny", "--out", str(tmp_path), "--workers", "1", "--no-progress"]) == 2
+    assert "unfinished run" in capsys.readouterr().err
+
+
+def test_synth_onto_a_file_exits_1_with_the_reason(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("x")
+    assert main(["synth", "--preset", "tiny", "--out", str(target), "--workers", "1", "--no-progress"]) == 1
+    assert capsys.readouterr().err.startswith("error: ")

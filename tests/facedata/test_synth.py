@@ -230,3 +230,10 @@ def test_the_full_preset_has_the_official_sizes():
     assert (full.test_ids, full.test_images + full.distractors) == (2000, 22_500) and full.distractors == 2500
     assert (full.det_train, full.det_test) == (50_000, 10_000)
     assert (full.same_pairs, full.diff_pairs) == (3000, 3000)
+
+
+def test_a_detection_scene_always_has_a_face(monkeypatch):
+    """Even when no face finds room (here: every placement refused), the scene gets one face in the middle."""
+    monkeypatch.setattr(scenes, "_overlap_ok", lambda box, boxes: False)
+    data, boxes = scenes.detection_image(np.random.default_rng(1), "no-room", max_faces=3)
+    assert len(boxes) == 1 and data[:2] == b"\xff\xd8"
