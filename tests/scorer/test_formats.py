@@ -430,3 +430,33 @@ def test_the_fast_label_reader_agrees_with_the_line_by_line_reader(data):
     assert _outcome(F.read_detection_labels, data) == _outcome(
         lambda d: F._read_detection_labels_checked(d, None), data
     )
+
+
+_info_field = st.sampled_from(["p0.jpg", "q0.jpg", "d0.jpg", "zz.jpg", "0", "7", "-1", "-2", "x", "1.5", "nan", ""])
+
+
+@st.composite
+def _info_file(draw):
+    """The INFO file with a pairs: section, sometimes with one line replaced, dropped or given an extra field."""
+    lines = INFO.splitlines() + ["pairs:", "p0.jpg p1.jpg", "q1.jpg q0.jpg", "p2.jpg p0.jpg"]
+    for _ in range(draw(st.integers(0, 2))):
+        position = draw(st.integers(0, len(lines) - 1))
+        action = draw(st.sampled_from(["replace field", "drop", "add field", "drop pairs"]))
+        fields = lines[position].split()
+        if action == "replace field" and fields:
+            fields[draw(st.integers(0, len(fields) - 1))] = draw(_info_field)
+            lines[position] = " ".join(fields)
+        elif action == "drop":
+            del lines[position]
+        elif action == "add field":
+            lines[position] += " " + draw(_info_field)
+        elif action == "drop pairs" and "pairs:" in lines:
+            lines = lines[: lines.index("pairs:")]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(_info_file())
+def test_the_fast_test_info_reader_agrees_with_the_line_by_line_reader(data):
+    checked = _outcome(lambda d: F._read_recognition_labels_checked(d, None), data)
+    assert _outcome(F.read_recognition_labels, data) == checked
