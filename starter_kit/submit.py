@@ -158,7 +158,11 @@ def _report(sub: dict) -> int:
     if sub["state"] == "finished":
         print(f"submission {sub['id']}: {sub['metric']} = {100 * sub['public_score']:.2f} % on the public split")
         for key, value in sorted((sub.get("scores") or {}).items()):
-            if isinstance(value, int | float):
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int):
+                print(f"  {key}: {value}")
+            elif isinstance(value, float):
                 print(f"  {key}: {value:.4f}")
         return 0
     if sub["state"] == "failed":
