@@ -41,7 +41,7 @@ demo: $(STAMP)
 	$(FLASK) db upgrade
 	$(FLASK) demo $(DEMO_DATA)
 	@echo "open http://127.0.0.1:8000  (logins above; Ctrl+C stops the web server and the worker)"
-	@trap 'kill 0' INT TERM EXIT; $(FLASK) worker & $(FLASK) watchdog --every 60 >/dev/null & \
+	@trap 'kill 0' INT TERM EXIT; $(FLASK) worker & \
 	  $(VENV)/bin/gunicorn --bind 127.0.0.1:8000 --workers 2 --threads 4 'arena:create_app()'
 
 ## The web process alone (gunicorn) and a scoring worker alone, as the Procfile runs them.
