@@ -124,6 +124,10 @@ class _Heartbeat:
                         update(Submission).where(Submission.id == self.submission_id).values(heartbeat_at=utcnow())
                     )
                     session.commit()
+                except Exception as exc:
+                    # a database hiccup must not end the beating: the watchdog would requeue a live run
+                    log.warning("heartbeat of submission %s missed: %s", self.submission_id, exc)
+                    session.rollback()
                 finally:
                     session.close()
 
