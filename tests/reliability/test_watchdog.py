@@ -177,3 +177,46 @@ def test_nothing_stays_running_forever(app, client, db, data, team):
             sub.heartbeat_at = LONG_AGO
             db.commit()
     assert _sub(db, sub_id).state == states.FAILED
+
+
+@pytest.fixture
+def two_failing_updates(pg_engine):
+    """A trigger that makes the next two UPDATEs of submission fail (a sequence counts them outside any
+    transaction), then lets them through: a database hiccup."""
+    from sqlalchemy import text
+
+    with pg_engine.begin() as conn:
+        conn.execute(text("CREATE SEQUENCE hiccup_seq"))
+        conn.execute(
+            text(
+                "CREATE FUNCTION hiccup() RETURNS trigger AS $$ BEGIN "
+                "IF nextval('hiccup_seq') <= 2 THEN RAISE EXCEPTION 'hiccup (test)'; END IF; RETURN NEW; END $$ "
+                "LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(text("CREATE TRIGGER hiccup BEFORE UPDATE ON submission FOR EACH ROW EXECUTE FUNCTION hiccup()"))
+    yield
+    with pg_engine.begin() as conn:
+        conn.execute(text("SET LOCAL lock_timeout = '20s'"))
+        conn.execute(text("DROP TRIGGER hiccup ON submission"))
+        conn.execute(text("DROP FUNCTION hiccup()"))
+        conn.execute(text("DROP SEQUENCE hiccup_seq"))
+
+
+def test_a_heartbeat_that_fails_once_keeps_beating(app, client, db, data, team, request):
+    """Else a database hiccup would silence a live run and the watchdog would requeue it."""
+    from arena.jobs import _Heartbeat
+    from reliability_kit import wait_for
+
+    sub_id = upload(client, team[2], data.detection_csv()).get_json()["id"]
+    assert _sub(db, sub_id).heartbeat_at is None
+    db.rollback()
+    request.getfixturevalue("two_failing_updates")
+    with app.app_context(), _Heartbeat(sub_id, 0.05):
+
+        def _beaten():
+            beat = _sub(db, sub_id).heartbeat_at
+            db.rollback()
+            return beat is not None
+
+        wait_for(_beaten, 20, "a heartbeat after two failed ones")
