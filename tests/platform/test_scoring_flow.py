@@ -233,3 +233,41 @@ def test_an_organizer_posts_a_baseline_from_the_command_line(app, db, data, chal
     sub = db.query(Submission).one()
     db.refresh(sub)
     assert sub.is_baseline and sub.state == "finished" and sub.note == "run 7"
+
+
+def _pack(kind: str, payload: bytes, name: str) -> bytes:
+    import gzip
+    import io
+    import zipfile
+
+    if kind == "gzip":
+        return gzip.compress(payload)
+    if kind == "zip":
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as archive:
+            archive.writestr(name, payload)
+        return out.getvalue()
+    return payload
+
+
+@pytest.mark.parametrize("packing", ["plain", "gzip", "zip"])
+@pytest.mark.parametrize("form", ["bin", "npy"])
+def test_recognition_uploads_as_bin_or_npy_plain_gzip_or_zip_are_scored(
+    app, client, db, data, team_user, packing, form
+):
+    import io
+
+    import numpy as np
+
+    _user, headers, _team = team_user
+    payload = data.features(good=True)
+    if form == "npy":
+        out = io.BytesIO()
+        np.save(out, np.frombuffer(payload, dtype="<f8").reshape(30, -1).astype(np.float32))
+        payload = out.getvalue()
+    body = _pack(packing, payload, f"features.{form}")
+    sub_id = upload(client, headers, body, track="recognition", name=f"features.{form}.{packing}").get_json()["id"]
+    run_worker(app)
+    sub = _sub(db, sub_id)
+    assert sub.state == "finished", sub.error
+    assert sub.public_score == pytest.approx(1.0)
