@@ -38,6 +38,11 @@ class ClientError(Exception):
         self.status, self.message = status, message
 
 
+def _shown(metric: str, value: float) -> str:
+    """As the platform's pages show scores (FORMATS.md): rank-1 as a percentage, mAP as a fraction."""
+    return f"{100 * value:.2f} %" if metric.startswith("rank") else f"{value:.4f}"
+
+
 def credentials_path() -> Path:
     return Path(os.environ.get("ARENA_CREDENTIALS") or Path.home() / ".config" / "arena" / "credentials.json")
 
@@ -156,7 +161,8 @@ class Client:
 
 def _report(sub: dict) -> int:
     if sub["state"] == "finished":
-        print(f"submission {sub['id']}: {sub['metric']} = {100 * sub['public_score']:.2f} % on the public split")
+        shown = _shown(sub["metric"], sub["public_score"])
+        print(f"submission {sub['id']}: {sub['metric']} = {shown} on the public split")
         for key, value in sorted((sub.get("scores") or {}).items()):
             if isinstance(value, bool):
                 continue
@@ -224,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'rank':>4}  {'name':<40} {data['metric']:>8}")
         for row in data["rows"]:
             rank, mark = row["rank"] or "-", "  (baseline)" if row["baseline"] else ""
-            print(f"{rank:>4}  {row['name'][:40]:<40} {100 * row['score']:8.2f}{mark}")
+            print(f"{rank:>4}  {row['name'][:40]:<40} {_shown(data['metric'], row['score']):>9}{mark}")
         return 0
     except ClientError as exc:
         print(f"error: {exc.message}", file=sys.stderr)

@@ -31,9 +31,12 @@ def _markdown(text: str) -> Markup:
     return Markup(nh3.clean(markdown.markdown(text or "", extensions=["tables", "fenced_code"])))
 
 
-@bp.app_template_filter("pct")
-def _pct(value) -> str:
-    return "" if value is None else f"{100 * value:.2f}"
+@bp.app_template_filter("score")
+def _score(value, metric: str) -> str:
+    """FORMATS.md: pages show rank-1 as a percentage (92.47 %) and mAP as a fraction (0.9291)."""
+    if value is None:
+        return ""
+    return f"{100 * value:.2f} %" if metric.startswith("rank") else f"{value:.4f}"
 
 
 def _challenge(slug: str) -> Challenge:

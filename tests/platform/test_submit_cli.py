@@ -40,7 +40,7 @@ def test_submit_waits_and_prints_the_score(logged_in, data, tmp_path, capsys):
         ]
     )
     out = capsys.readouterr().out
-    assert code == 0 and "ap50 = 100.00 % on the public split" in out
+    assert code == 0 and "ap50 = 1.0000 on the public split" in out
 
 
 def test_a_rejected_file_exits_2_with_the_line(logged_in, tmp_path, capsys):

@@ -45,7 +45,7 @@ def test_a_participant_registers_joins_uploads_and_sees_the_score_in_html(app, c
     assert "queued" in client.get(f"/submissions/{sub_id}").get_data(as_text=True)
     run_worker(app)
     detail = client.get(f"/submissions/{sub_id}").get_data(as_text=True)
-    assert "finished" in detail and "100.00" in detail and "<svg" in detail
+    assert "finished" in detail and "1.0000" in detail and "<svg" in detail
     board = client.get("/c/tiny/dev/detection/leaderboard").get_data(as_text=True)
     assert "Web team" in board
 
