@@ -33,9 +33,9 @@ def _finished_events(db, sub_id) -> int:
     return [e.after["state"] for e in events].count(states.FINISHED)
 
 
-def _kill_mid_score(db, workers, sub_id: int, attempt: int) -> None:
+def _kill_mid_score(db, workers, sub_id: int, attempt: int, *extra: str) -> None:
     """Start a slow worker, wait until it is scoring attempt `attempt` of the submission, SIGKILL it."""
-    proc = workers.start("--watchdog-every", "0", **SLOW_SCORING)
+    proc = workers.start("--watchdog-every", "0", *extra, **SLOW_SCORING)
     wait_for(
         lambda: (s := _sub(db, sub_id)).state == states.RUNNING and s.attempts == attempt,
         60,
@@ -44,11 +44,14 @@ def _kill_mid_score(db, workers, sub_id: int, attempt: int) -> None:
     workers.kill(proc)
 
 
-def test_a_worker_killed_mid_score_is_replaced_and_the_submission_scored_once(app, client, db, data, team, workers):
+@pytest.mark.parametrize("kind", [(), ("--simple",)], ids=["forking-worker-and-its-horse", "simple-worker"])
+def test_a_worker_killed_mid_score_is_replaced_and_the_submission_scored_once(
+    app, client, db, data, team, workers, kind
+):
     sub_id = upload(client, team[2], data.detection_csv()).get_json()["id"]
-    _kill_mid_score(db, workers, sub_id, attempt=1)
+    _kill_mid_score(db, workers, sub_id, 1, *kind)
     # another worker, whose watchdog thread finds the silent run, requeues it, and which then scores it
-    survivor = workers.start("--watchdog-every", "0.5")
+    survivor = workers.start("--watchdog-every", "0.5", *kind)
     wait_for(lambda: _sub(db, sub_id).state == states.FINISHED, 90, f"the rescue; worker log:\n{workers.log(survivor)}")
     sub = _sub(db, sub_id)
     assert sub.attempts == 2 and sub.public_score == pytest.approx(1.0) and sub.error is None
