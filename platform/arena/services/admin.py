@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from .. import audit, states, storage
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import LabelFile, Phase, Submission, Team, Track, User, utcnow
-from .submissions import _clean_name, enqueue
+from .submissions import enqueue, stored_submission
 
 log = logging.getLogger(__name__)
 LABEL_KINDS = {"detection": ("detection_gt",), "recognition": ("test_info", "verification_pairs")}
@@ -191,18 +191,8 @@ def post_baseline(
     if track.slug not in phase.tracks:
         raise NotFound(f"phase '{phase.slug}' has no track '{track.slug}'", field="track")
     stored = storage.save_stream(stream, current_app.config["STORAGE_DIR"], "submissions", track.max_upload_bytes)
-    sub = Submission(
-        team_id=None,
-        user_id=actor.id,
-        phase_id=phase.id,
-        track_id=track.id,
-        original_name=_clean_name(filename),
-        stored_path=stored.relpath,
-        sha256=stored.sha256,
-        size=stored.size,
-        note=(note or "")[:500],
-        is_baseline=True,
-        baseline_name=name,
+    sub = stored_submission(
+        stored, user=actor, phase=phase, track=track, filename=filename, note=note, is_baseline=True, baseline_name=name
     )
     session.add(sub)
     session.flush()

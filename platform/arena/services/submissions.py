@@ -36,6 +36,24 @@ def _clean_name(filename: str | None) -> str:
     return "".join(ch for ch in base if ch.isprintable())[:200] or "upload"
 
 
+def stored_submission(
+    stored: storage.Stored, *, user: User, phase: Phase, track: Track, filename: str | None, note: str, **fields
+) -> Submission:
+    """The row of a stored upload: one place for the displayed name and the note's length (participants' uploads and
+    organizers' baselines alike). `fields`: team_id, created_at, is_baseline, baseline_name."""
+    return Submission(
+        user_id=user.id,
+        phase_id=phase.id,
+        track_id=track.id,
+        original_name=_clean_name(filename),
+        stored_path=stored.relpath,
+        sha256=stored.sha256,
+        size=stored.size,
+        note=(note or "")[:500],
+        **fields,
+    )
+
+
 def submit(
     session: Session,
     user: User,
@@ -65,17 +83,8 @@ def submit(
         session.commit()
         lock_team(session, team.id)
         check_limits(session, [team.id], phase, now)
-        sub = Submission(
-            team_id=team.id,
-            user_id=user.id,
-            phase_id=phase.id,
-            track_id=track.id,
-            original_name=_clean_name(filename),
-            stored_path=stored.relpath,
-            sha256=stored.sha256,
-            size=stored.size,
-            note=(note or "")[:500],
-            created_at=now,
+        sub = stored_submission(
+            stored, user=user, phase=phase, track=track, filename=filename, note=note, team_id=team.id, created_at=now
         )
         session.add(sub)
         session.commit()
