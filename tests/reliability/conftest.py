@@ -228,3 +228,14 @@ def workers(app, pg_url, redis_server, tmp_path):
     pool = Workers(env, tmp_path)
     yield pool
     pool.stop_all()
+
+
+@pytest.fixture
+def team(app, db, data):
+    """A challenge with generous limits and one approved team: (challenge, team, its captain's token headers)."""
+    from arena.services import teams
+    from arena_testkit import load_challenge, make_user, token_for
+
+    challenge = load_challenge(db, data, per_day=100, total=100, in_flight=100)
+    user = make_user(db, "cap@example.com")
+    return challenge, teams.create_team(db, user, challenge, "Team", True), token_for(db, user)

@@ -24,3 +24,11 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
+
+
+def reloaded(db, sub_id: int):
+    """The submission row as the database has it now (other processes change it under the test)."""
+    from arena.models import Submission
+
+    db.expire_all()
+    return db.get(Submission, sub_id)

@@ -6,25 +6,11 @@ from __future__ import annotations
 import pytest
 from arena import limits, states
 from arena.models import AuditEvent, Notification, Submission, utcnow
-from arena.services import teams
-from arena_testkit import load_challenge, make_user, token_for, upload
-from reliability_kit import wait_for
+from arena_testkit import upload
+from reliability_kit import reloaded, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
 SLOW_SCORING = {"ARENA_TEST_SCORING_DELAY_SECONDS": "60"}  # a run that only ends by being killed
-
-
-@pytest.fixture
-def team(app, db, data):
-    challenge = load_challenge(db, data, per_day=100, total=100, in_flight=100)
-    user = make_user(db, "cap@example.com")
-    team = teams.create_team(db, user, challenge, "Team", True)
-    return challenge, team, token_for(db, user)
-
-
-def _sub(db, sub_id) -> Submission:
-    db.expire_all()
-    return db.get(Submission, sub_id)
 
 
 def _finished_events(db, sub_id) -> int:
@@ -37,7 +23,7 @@ def _kill_mid_score(db, workers, sub_id: int, attempt: int, *extra: str) -> None
     """Start a slow worker, wait until it is scoring attempt `attempt` of the submission, SIGKILL it."""
     proc = workers.start("--watchdog-every", "0", *extra, **SLOW_SCORING)
     wait_for(
-        lambda: (s := _sub(db, sub_id)).state == states.RUNNING and s.attempts == attempt,
+        lambda: (s := reloaded(db, sub_id)).state == states.RUNNING and s.attempts == attempt,
         60,
         f"a worker to start scoring (attempt {attempt}); worker log:\n{workers.log(proc)}",
     )
@@ -52,8 +38,10 @@ def test_a_worker_killed_mid_score_is_replaced_and_the_submission_scored_once(
     _kill_mid_score(db, workers, sub_id, 1, *kind)
     # another worker, whose watchdog thread finds the silent run, requeues it, and which then scores it
     survivor = workers.start("--watchdog-every", "0.5", *kind)
-    wait_for(lambda: _sub(db, sub_id).state == states.FINISHED, 90, f"the rescue; worker log:\n{workers.log(survivor)}")
-    sub = _sub(db, sub_id)
+    wait_for(
+        lambda: reloaded(db, sub_id).state == states.FINISHED, 90, f"the rescue; worker log:\n{workers.log(survivor)}"
+    )
+    sub = reloaded(db, sub_id)
     assert sub.attempts == 2 and sub.public_score == pytest.approx(1.0) and sub.error is None
     assert _finished_events(db, sub_id) == 1
 
@@ -71,10 +59,10 @@ def test_a_submission_whose_workers_keep_dying_fails_with_a_message_and_is_refun
         def _swept():
             with app.app_context():
                 watchdog.sweep(db)
-            return _sub(db, sub_id).state != states.RUNNING
+            return reloaded(db, sub_id).state != states.RUNNING
 
         wait_for(_swept, 30, "the watchdog to notice the dead worker", every=0.5)
-    sub = _sub(db, sub_id)
+    sub = reloaded(db, sub_id)
     assert sub.state == states.FAILED and "stopped 2 times" in sub.error
     assert limits.usage(db, [team_row.id], challenge.phases[0].id, utcnow()).total == 0
     assert any(f"Submission {sub_id} failed" in n.message for n in db.query(Notification))
@@ -94,14 +82,14 @@ def test_redis_restarted_while_uploads_continue_loses_nothing(app, client, db, d
     _upload(3)
     redis_server.stop()  # a crash: every queued job is gone with it
     _upload(3)
-    assert {_sub(db, i).state for i in ids[3:]} == {states.SUBMITTED}
+    assert {reloaded(db, i).state for i in ids[3:]} == {states.SUBMITTED}
     assert client.get("/readyz").status_code == 200
     redis_server.start()
     _upload(3)
 
     def _all_finished():
         db.expire_all()
-        return all(_sub(db, i).state == states.FINISHED for i in ids)
+        return all(reloaded(db, i).state == states.FINISHED for i in ids)
 
     wait_for(_all_finished, 120, f"all 9 submissions scored; worker log:\n{workers.log(worker)}", every=0.5)
     assert len(ids) == 9 and db.query(Submission).count() == 9

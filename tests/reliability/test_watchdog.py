@@ -9,25 +9,12 @@ import datetime as dt
 import pytest
 from arena import limits, states, watchdog
 from arena.models import AuditEvent, Notification, Submission, utcnow
-from arena.services import teams
-from arena_testkit import load_challenge, make_user, run_worker, token_for, upload
+from arena_testkit import run_worker, upload
+from reliability_kit import reloaded
 from rq.job import Job
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(120)]
 LONG_AGO = dt.datetime(2000, 1, 1)
-
-
-@pytest.fixture
-def team(app, db, data):
-    challenge = load_challenge(db, data, per_day=100, total=100, in_flight=100)
-    user = make_user(db, "cap@example.com")
-    team = teams.create_team(db, user, challenge, "Team", True)
-    return challenge, team, token_for(db, user)
-
-
-def _sub(db, sub_id) -> Submission:
-    db.expire_all()
-    return db.get(Submission, sub_id)
 
 
 def _running(app, db, client, data, headers, *, attempts: int, heartbeat) -> int:
@@ -35,12 +22,12 @@ def _running(app, db, client, data, headers, *, attempts: int, heartbeat) -> int
     sub_id = upload(client, headers, data.detection_csv()).get_json()["id"]
     with app.app_context():
         for _ in range(attempts):
-            sub = _sub(db, sub_id)
+            sub = reloaded(db, sub_id)
             if sub.state == states.RUNNING:
                 sub.state = states.QUEUED
                 db.commit()
             assert states.claim(db, sub_id) == "queued"
-    sub = _sub(db, sub_id)
+    sub = reloaded(db, sub_id)
     sub.heartbeat_at = heartbeat
     db.commit()
     return sub_id
@@ -54,17 +41,17 @@ def _sweep(app, db, **kw):
 def test_a_running_submission_with_a_fresh_heartbeat_is_left_alone(app, client, db, data, team):
     sub_id = _running(app, db, client, data, team[2], attempts=1, heartbeat=utcnow())
     assert _sweep(app, db).as_dict() == {"requeued": 0, "failed": 0, "enqueued": 0, "redis_ok": True}
-    assert _sub(db, sub_id).state == states.RUNNING
+    assert reloaded(db, sub_id).state == states.RUNNING
 
 
 def test_a_silent_run_below_the_bound_is_requeued_and_scored_once(app, client, db, data, team):
     sub_id = _running(app, db, client, data, team[2], attempts=1, heartbeat=LONG_AGO)
     result = _sweep(app, db)
     assert (result.requeued, result.failed) == (1, 0)
-    sub = _sub(db, sub_id)
+    sub = reloaded(db, sub_id)
     assert sub.state == states.QUEUED and sub.job_id.endswith(f"submission-{sub_id}-2")
     run_worker(app)
-    sub = _sub(db, sub_id)
+    sub = reloaded(db, sub_id)
     assert sub.state == states.FINISHED and sub.attempts == 2 and sub.public_score == pytest.approx(1.0)
     finished = db.query(AuditEvent).filter(AuditEvent.object_id == sub_id, AuditEvent.action == "submission.state")
     assert [e.after["state"] for e in finished].count("finished") == 1
@@ -76,7 +63,7 @@ def test_a_silent_run_at_the_bound_fails_with_a_message_is_refunded_and_the_team
     before = limits.usage(db, [team_row.id], challenge.phases[0].id, utcnow())
     result = _sweep(app, db)
     assert (result.requeued, result.failed) == (0, 1)
-    sub = _sub(db, sub_id)
+    sub = reloaded(db, sub_id)
     assert sub.state == states.FAILED and sub.finished_at is not None
     assert "stopped 2 times" in sub.error and "not counted against you" in sub.error
     after = limits.usage(db, [team_row.id], challenge.phases[0].id, utcnow())
@@ -91,10 +78,10 @@ def test_a_run_whose_rq_job_failed_is_requeued_before_its_heartbeat_goes_stale(a
     from arena.queue import connect
 
     with app.app_context():
-        job = Job.fetch(_sub(db, sub_id).job_id, connection=connect(app))
+        job = Job.fetch(reloaded(db, sub_id).job_id, connection=connect(app))
         job.set_status("failed")
     assert _sweep(app, db).requeued == 1
-    assert _sub(db, sub_id).state == states.QUEUED
+    assert reloaded(db, sub_id).state == states.QUEUED
 
 
 @pytest.mark.parametrize(
@@ -108,11 +95,11 @@ def test_a_stored_upload_that_never_reached_the_queue_is_enqueued_after_the_grac
     assert response.status_code == 202 and response.get_json()["state"] == states.SUBMITTED
     sub_id = response.get_json()["id"]
     redis_server.start()
-    sub = _sub(db, sub_id)
+    sub = reloaded(db, sub_id)
     sub.created_at = utcnow() - dt.timedelta(seconds=age_seconds)
     db.commit()
     assert _sweep(app, db).enqueued == expected
-    assert _sub(db, sub_id).state == (states.QUEUED if expected else states.SUBMITTED)
+    assert reloaded(db, sub_id).state == (states.QUEUED if expected else states.SUBMITTED)
 
 
 @pytest.mark.parametrize("lost", ["job-deleted", "redis-restarted", "no-live-job-left-alone"])
@@ -122,13 +109,13 @@ def test_a_queued_submission_whose_job_is_gone_is_enqueued_again(app, client, db
     sub_id = upload(client, team[2], data.detection_csv()).get_json()["id"]
     if lost == "job-deleted":
         with app.app_context():
-            Job.fetch(_sub(db, sub_id).job_id, connection=connect(app)).delete()
+            Job.fetch(reloaded(db, sub_id).job_id, connection=connect(app)).delete()
     elif lost == "redis-restarted":
         redis_server.stop()
         redis_server.start()
     assert _sweep(app, db).enqueued == (0 if lost == "no-live-job-left-alone" else 1)
     run_worker(app)
-    assert _sub(db, sub_id).state == states.FINISHED
+    assert reloaded(db, sub_id).state == states.FINISHED
 
 
 def test_with_redis_down_a_silent_run_is_still_handled_and_enqueued_when_it_is_back(
@@ -138,11 +125,11 @@ def test_with_redis_down_a_silent_run_is_still_handled_and_enqueued_when_it_is_b
     redis_server.stop()
     result = _sweep(app, db)
     assert (result.requeued, result.redis_ok) == (1, False)
-    assert _sub(db, sub_id).state == states.QUEUED
+    assert reloaded(db, sub_id).state == states.QUEUED
     redis_server.start()
     assert _sweep(app, db).enqueued == 1
     run_worker(app)
-    assert _sub(db, sub_id).state == states.FINISHED
+    assert reloaded(db, sub_id).state == states.FINISHED
 
 
 def test_two_watchdogs_never_requeue_the_same_run_twice(app, client, db, data, team):
@@ -154,12 +141,12 @@ def test_two_watchdogs_never_requeue_the_same_run_twice(app, client, db, data, t
         other = new_session()  # a second watchdog, which read the row before the first one moved it
         try:
             seen_by_other = other.get(Submission, sub_id)
-            assert watchdog._move(db, _sub(db, sub_id), states.QUEUED, LONG_AGO, "first") is True
+            assert watchdog._move(db, reloaded(db, sub_id), states.QUEUED, LONG_AGO, "first") is True
             db.commit()
             assert watchdog._move(other, seen_by_other, states.QUEUED, LONG_AGO, "second") is False
         finally:
             other.close()
-    assert _sub(db, sub_id).state == states.QUEUED
+    assert reloaded(db, sub_id).state == states.QUEUED
     requeues = db.query(AuditEvent).filter(AuditEvent.object_id == sub_id, AuditEvent.reason.in_(["first", "second"]))
     assert [e.reason for e in requeues] == ["first"]
 
@@ -169,14 +156,14 @@ def test_nothing_stays_running_forever(app, client, db, data, team):
     sub_id = _running(app, db, client, data, team[2], attempts=1, heartbeat=LONG_AGO)
     for _ in range(app.config["MAX_ATTEMPTS"] + 1):
         _sweep(app, db)
-        sub = _sub(db, sub_id)
+        sub = reloaded(db, sub_id)
         if sub.state == states.QUEUED:  # a worker claims it and dies at once, never beating
             with app.app_context():
                 states.claim(db, sub_id)
-            sub = _sub(db, sub_id)
+            sub = reloaded(db, sub_id)
             sub.heartbeat_at = LONG_AGO
             db.commit()
-    assert _sub(db, sub_id).state == states.FAILED
+    assert reloaded(db, sub_id).state == states.FAILED
 
 
 @pytest.fixture
@@ -209,13 +196,13 @@ def test_a_heartbeat_that_fails_once_keeps_beating(app, client, db, data, team, 
     from reliability_kit import wait_for
 
     sub_id = upload(client, team[2], data.detection_csv()).get_json()["id"]
-    assert _sub(db, sub_id).heartbeat_at is None
+    assert reloaded(db, sub_id).heartbeat_at is None
     db.rollback()
     request.getfixturevalue("two_failing_updates")
     with app.app_context(), _Heartbeat(sub_id, 0.05):
 
         def _beaten():
-            beat = _sub(db, sub_id).heartbeat_at
+            beat = reloaded(db, sub_id).heartbeat_at
             db.rollback()
             return beat is not None
 
