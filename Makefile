@@ -6,13 +6,18 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := web,train,dev
 
-.PHONY: install test test-fast lint format demo bench clean chromium serve worker bench-platform
+.PHONY: install lock test test-fast lint format demo bench clean chromium serve worker bench-platform
 
-$(STAMP): pyproject.toml
+## constraints.txt pins every package to the version the suite passed with; `make lock` rewrites it from .venv.
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
+
+lock: $(STAMP)
+	@{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt
 
 install: $(STAMP)
 
