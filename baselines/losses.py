@@ -93,7 +93,12 @@ class ArcFace(_Margin):
 
 class CombinedMargin(_Margin):
     """insightface's combined margin: s (cos(m1 theta + m2) - m3). With (m1, m2, m3) = (1, 0.5, 0) it is ArcFace,
-    (1, 0, 0.35) CosFace. Where m1 theta + m2 > pi the target becomes cos - m3 - m2 sin m2 (as ArcFace's rule)."""
+    (1, 0, 0.35) CosFace, (4, 0, 0) SphereFace's psi without its annealing.
+
+    Where phi = m1 theta + m2 passes pi, cos(phi) would rise again; there the target continues as SphereFace's psi,
+    (-1)^k cos(phi) - 2k - m3 for phi in [k pi, (k + 1) pi], which is continuous and strictly decreasing in theta for
+    any m1 >= 1 (ArcFace's `cos - m sin m` rule is only a stand-in for m1 = 1 and jumps for m1 > 1).
+    """
 
     def __init__(self, scale: float = 64.0, m1: float = 1.0, m2: float = 0.3, m3: float = 0.2):
         super().__init__()
@@ -104,8 +109,10 @@ class CombinedMargin(_Margin):
     def target(self, cos_t: torch.Tensor) -> torch.Tensor:
         theta = torch.acos(cos_t.clamp(-1.0 + _EPS, 1.0 - _EPS))
         angle = self.m1 * theta + self.m2
-        fallback = cos_t - self.m3 - self.m2 * math.sin(self.m2)
-        return torch.where(angle <= math.pi, torch.cos(angle) - self.m3, fallback)
+        with torch.no_grad():
+            k = torch.floor(angle / math.pi)
+            sign = 1.0 - 2.0 * torch.remainder(k, 2)
+        return sign * torch.cos(angle) - 2.0 * k - self.m3
 
 
 class SphereFace(_Margin):
@@ -113,8 +120,12 @@ class SphereFace(_Margin):
 
     psi(theta) = (-1)^k cos(m theta) - 2k for theta in [k pi / m, (k + 1) pi / m], cos(m theta) by the Chebyshev
     polynomial (no arccos in the gradient path). The target logit is s (lambda cos + psi) / (1 + lambda) with
-    lambda = max(lambda_min, base (1 + gamma * iteration)^-power), counted in training-mode forward calls; the
-    defaults are the paper's Caffe values (base 1000, gamma 0.12, power 1, lambda_min 5).
+    lambda = max(lambda_min, base (1 + gamma * i)^-power), the paper's Caffe schedule (base 1000, gamma 0.12, power 1,
+    lambda_min 5) in its own iterations i. Annealing follows the fraction of training done: once the training loop
+    has called `set_total_steps(T)`, step t of T counts as paper iteration i = t / T * reference_iterations (the
+    paper's 28,000 iterations on CASIA-WebFace), so lambda falls from 1000 to 5 over the first 6 % of any schedule
+    and ends at 5, as in the paper, however many steps the run has. Without it, i is the raw count of training-mode
+    forward calls (the Caffe behaviour).
 
     Choice where the paper differs from our shared head: A-Softmax multiplies by the raw feature norm |x|; here the
     features are normalised and a fixed scale s = 30 is used instead (the form insightface and later SphereFace
@@ -136,18 +147,30 @@ class SphereFace(_Margin):
         gamma: float = 0.12,
         power: float = 1.0,
         lambda_min: float = 5.0,
+        reference_iterations: int = 28_000,
     ):
         super().__init__()
         if margin not in self._CHEBYSHEV:
             raise ValueError(f"sphereface margin must be an integer 1 to 4, got {margin!r}")
         self.scale, self.margin = scale, int(margin)
         self.base, self.gamma, self.power, self.lambda_min = base, gamma, power, lambda_min
+        self.reference_iterations = reference_iterations
         self.register_buffer("iteration", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("total_steps", torch.zeros((), dtype=torch.int64))  # 0: not set, raw iterations
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Anneal over a run of total_steps training steps (called by starter_kit.train before the first step)."""
+        self.total_steps.fill_(int(total_steps))
 
     @property
     def lam(self) -> torch.Tensor:
         """The annealing weight, a 0-d tensor on the buffer's device (no host synchronisation per step)."""
-        decayed = self.base * (1.0 + self.gamma * self.iteration.double()) ** (-self.power)
+        iteration = self.iteration.double()
+        total = self.total_steps.double()
+        paper_iteration = torch.where(
+            total > 0, iteration / total.clamp(min=1.0) * self.reference_iterations, iteration
+        )
+        decayed = self.base * (1.0 + self.gamma * paper_iteration) ** (-self.power)
         return decayed.clamp(min=self.lambda_min).float()
 
     def target(self, cos_t: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 # stream ids of the random generators (never reorder: they are part of the format of a seed)
 S_TRAIN, S_TEST, S_AUX, S_DET_TRAIN, S_DET_TEST, S_ORDER, S_PAIRS, S_IMAGE = range(1, 9)
 
+# share of the test identities that are training identities (the 2020 paper: 1,200 of the 2,000 probe persons)
+SEEN_SHARE = 0.6
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -111,28 +114,38 @@ def make_plan(preset: Preset, seed: int) -> Plan:
             )
         identities.append(identity)
 
-    # test identities (unseen in training) and distractors; distractors are often look-alikes of test identities
+    # test identities, as the 2020 protocol: SEEN_SHARE of them are training identities (other images of them),
+    # the rest unseen in training; distractors are identities in neither, often look-alikes of a test identity
     rng = np.random.default_rng([seed, S_TEST])
-    test, next_family = _families(rng, avatars.MAIN_STYLES, preset.test_ids, "test", seed, next_family)
+    n_seen = min(round(SEEN_SHARE * preset.test_ids), preset.train_ids)
+    seen = [int(i) for i in np.sort(rng.choice(preset.train_ids, size=n_seen, replace=False))]
+    unseen, next_family = _families(rng, avatars.MAIN_STYLES, preset.test_ids - n_seen, "test", seed, next_family)
     lo, hi = preset.test_per_id
     counts = _counts(rng, preset.test_ids, preset.test_images, lo, hi)
-    test_items: list[tuple[int, int, int]] = []  # (identity index, label, k)
-    for label, (identity, count) in enumerate(zip(test, counts, strict=True)):
-        test_items.extend((len(identities), label, k) for k in range(int(count)))
+    test_members: list[tuple[int, str]] = []  # (identity index, family tag) of each test identity, label order
+    test_members += [(index, "train") for index in seen]
+    for identity in unseen:
+        test_members.append((len(identities), "test"))
         identities.append(identity)
+    test_items: list[tuple[int, int, int]] = []  # (identity index, label, k)
+    for label, ((index, _), count) in enumerate(zip(test_members, counts, strict=True)):
+        test_items.extend((index, label, k) for k in range(int(count)))
+    looks = {(i.style, i.options) for i in identities}  # a distractor never looks exactly like another identity
     made = 0
-    member = 3
+    member = 3  # families have 1 to 3 members (0, 1, 2): look-alikes are members 4, 5, ... of a test family
     while made < preset.distractors:
         if rng.random() < 0.7:  # a look-alike of a test identity: one more member of its family
-            base = test[int(rng.integers(len(test)))]
-            style = base.style
-            family_seed, family = f"{seed}:test:{base.family}", base.family
+            index, tag = test_members[int(rng.integers(len(test_members)))]
+            base = identities[index]
             member += 1
-            identity = avatars.make_identity(style, family_seed, member, family)
+            identity = avatars.make_identity(base.style, f"{seed}:{tag}:{base.family}", member, base.family)
         else:
             style = avatars.MAIN_STYLES[int(rng.integers(len(avatars.MAIN_STYLES)))]
             identity = avatars.make_identity(style, f"{seed}:test:{next_family}", 0, next_family)
             next_family += 1
+        if (identity.style, identity.options) in looks:
+            continue
+        looks.add((identity.style, identity.options))
         count = min(int(rng.integers(1, 4)), preset.distractors - made)
         test_items.extend((len(identities), -1, k) for k in range(count))
         identities.append(identity)

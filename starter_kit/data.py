@@ -4,10 +4,11 @@ Faces are read once into `facedata`'s packed cache (pre-cropped with the enlarge
 memmap) and training gathers whole batches from it: no JPEG decoding in the training loop. Augmentation and
 normalisation run on the training device (`augment`, `normalize`), so the loader only copies uint8 bytes.
 
-The validation split (`split_identities`), a seeded rule: the train identities are ordered by
-sha256(f"{seed}:{identity}"); the first n_val = max(2, round(val_fraction * C)) are held out of training (none when
-val_fraction is 0); the first ceil(n_val / 3) of those are the validation distractors (label -1), the others the
-labelled validation identities. Validation thus mimics the test protocol (unseen identities + distractors).
+The validation split (`split_validation`) is built the way the test is: its identities are 60 % seen in training
+(other images of them are trained on) and 40 % unseen, and it holds distractor identities (held out of training
+too) with 1.5 distractor images per labelled image, the proportion of `small`'s test. The test's distractors are
+often look-alikes of its identities; the training data carries no family labels, so the validation distractors are
+only as often look-alikes as chance makes them (the training identities come in look-alike families too).
 """
 
 from __future__ import annotations
@@ -77,32 +78,107 @@ def _rank_key(seed: int, identity: str) -> str:
     return hashlib.sha256(f"{seed}:{identity}".encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class IdentitySplit:
-    """train: identity names trained on (class c = train[c]); val_labelled / val_distractors: held-out names."""
+SEEN_SHARE = 0.6  # share of the labelled validation identities that are also trained on (the test's 60 / 40)
+DISTRACTOR_RATIO = 1.5  # validation distractor images per labelled validation image (`small`'s test: 1,500 / 1,000)
+
+
+@dataclass(frozen=True, eq=False)
+class ValidationSplit:
+    """train: identity names trained on (class c = train[c]); train_rows: the rows of the faces trained on.
+    val_rows (sorted) / val_labels: the validation set, labels >= 0 for its identities and -1 for its distractors;
+    seen / unseen / distractors: the held-out identity names by role."""
 
     train: tuple[str, ...]
-    val_labelled: tuple[str, ...]
-    val_distractors: tuple[str, ...]
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    val_labels: np.ndarray
+    seen: tuple[str, ...]
+    unseen: tuple[str, ...]
+    distractors: tuple[str, ...]
 
 
-def split_identities(identities: tuple[str, ...] | list[str], val_fraction: float, seed: int) -> IdentitySplit:
-    """The seeded validation split of the module docstring. Train identities keep their given (sorted) order."""
+def split_validation(
+    labels: np.ndarray,
+    identities: tuple[str, ...] | list[str],
+    val_fraction: float,
+    seed: int,
+    names: tuple[str, ...] | list[str] | None = None,
+) -> ValidationSplit:
+    """The seeded validation split, built the way the test is (see the module docstring).
+
+    labels int64 (N,): each training image's index into identities. n = max(2, round(val_fraction * C)) labelled
+    validation identities, ordered by sha256(f"{seed}:{identity}"): the first round(SEEN_SHARE * n) with at least 4
+    images are *seen* (half of their images, by the same hash of the image name, are held out for validation; the
+    other half is still trained on), the next ones with at least 2 images *unseen* (all their images held out);
+    then whole identities are held out as distractors (label -1) until their images reach DISTRACTOR_RATIO x the
+    labelled validation images. val_fraction 0: no validation, everything trained on.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    identities = tuple(identities)
+    names = tuple(names) if names is not None else tuple(str(i) for i in range(len(labels)))
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
+    everything = np.flatnonzero(labels >= 0)
+    empty = np.zeros(0, dtype=np.int64)
     if val_fraction == 0.0:
-        return IdentitySplit(tuple(identities), (), ())
-    ranked = sorted(identities, key=lambda name: _rank_key(seed, name))
-    n_val = max(2, round(val_fraction * len(ranked)))
-    if n_val >= len(ranked):
-        raise ValueError(f"{len(ranked)} identities cannot hold {n_val} validation identities and still train")
-    held = ranked[:n_val]
-    n_distractors = math.ceil(n_val / 3)
-    held_set = set(held)
-    return IdentitySplit(
-        tuple(name for name in identities if name not in held_set),
-        tuple(held[n_distractors:]),
-        tuple(held[:n_distractors]),
+        return ValidationSplit(identities, everything, empty, empty, (), (), ())
+    counts = np.bincount(labels[labels >= 0], minlength=len(identities))
+    ranked = sorted(range(len(identities)), key=lambda i: _rank_key(seed, identities[i]))
+    n_val = max(2, round(val_fraction * len(identities)))
+    n_seen = min(n_val - 1, max(1, round(SEEN_SHARE * n_val)))
+    seen = [i for i in ranked if counts[i] >= 4][:n_seen]
+    unseen = [i for i in ranked if counts[i] >= 2 and i not in seen][: n_val - len(seen)]
+    if len(seen) + len(unseen) < n_val:
+        raise ValueError(
+            f"{len(identities)} identities cannot hold {n_val} validation identities (with 2+ images each) and train"
+        )
+    by_label = np.argsort(labels, kind="stable")[len(labels) - len(everything) :]  # rows grouped by identity
+    starts = np.concatenate([[0], np.cumsum(counts)])
+
+    def rows_of(i: int) -> np.ndarray:
+        return by_label[starts[i] : starts[i + 1]]
+
+    val_rows: list[np.ndarray] = []
+    val_labels: list[np.ndarray] = []
+    for new, i in enumerate((*seen, *unseen)):
+        rows = rows_of(i)
+        if new < len(seen):  # half of a seen identity's images, by the hash of their names
+            rows = np.asarray(sorted(rows, key=lambda r: _rank_key(seed, names[r]))[: len(rows) // 2], np.int64)
+        val_rows.append(rows)
+        val_labels.append(np.full(len(rows), new, dtype=np.int64))
+    labelled_images = sum(len(r) for r in val_rows)
+    taken = set(seen) | set(unseen)
+    distractors: list[int] = []
+    made = 0
+    for i in ranked:
+        if made >= DISTRACTOR_RATIO * labelled_images:
+            break
+        if i in taken:
+            continue
+        distractors.append(i)
+        rows = rows_of(i)
+        val_rows.append(rows)
+        val_labels.append(np.full(len(rows), -1, dtype=np.int64))
+        made += len(rows)
+    held_out = set(unseen) | set(distractors)
+    if made < DISTRACTOR_RATIO * labelled_images or len(identities) - len(held_out) < 2:
+        raise ValueError(
+            f"{len(identities)} identities cannot hold {n_val} validation identities, their distractors "
+            f"({DISTRACTOR_RATIO:g} images per validation image) and still train; lower data.val_fraction"
+        )
+    rows = np.concatenate(val_rows)
+    order = np.argsort(rows)
+    rows, val_label = rows[order], np.concatenate(val_labels)[order]
+    train_rows = np.setdiff1d(everything, rows)
+    train_rows = train_rows[~np.isin(labels[train_rows], list(held_out))]
+    return ValidationSplit(
+        tuple(name for i, name in enumerate(identities) if i not in held_out),
+        train_rows,
+        rows,
+        val_label,
+        tuple(identities[i] for i in seen),
+        tuple(identities[i] for i in unseen),
+        tuple(identities[i] for i in distractors),
     )
 
 

@@ -64,7 +64,7 @@ def embed_faces(
             np.array(images[start : start + batch_size])
         )  # a writable copy of the memmap.to(device)
         x = normalize(batch, channels_last and cuda)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and cuda):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
             emb = embedder(x).float()
             if flip:
                 emb = emb + embedder(torch.flip(x, dims=[3])).float()

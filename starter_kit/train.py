@@ -7,9 +7,12 @@
 Config: DEFAULTS <- the YAML file (and its `_base_` chain) <- `section.key=value` overrides (starter_kit.config).
 The run folder (runtime.run_dir, default runs/<name>) receives config.yaml, metrics.csv (one row per epoch), train.log
 and checkpoint.pt (rewritten each epoch; a rerun of the same command resumes from it). Validation rank-1 / CMC each
-epoch uses `scorer.recognition` on held-out train identities (`starter_kit.data.split_identities`).
+epoch uses `scorer.recognition` on a validation split built like the test (`starter_kit.data.split_validation`:
+seen and unseen identities, distractors).
 
-On a GPU: bf16 autocast, channels_last and torch.compile (runtime.*); several GPUs through torchrun (DDP).
+On a GPU: bf16 autocast, channels_last and torch.compile (runtime.*); several GPUs through torchrun (DDP). On a CPU:
+bf16 autocast (about twice the speed of float32 on a recent x86 CPU, as accurate: baselines/RESULTS.md), and
+runtime.threads torch threads per run (1 lets two runs share a 2-core machine with no contention).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from starter_kit.data import (
     load_faces,
     normalize,
     relabel,
-    split_identities,
+    split_validation,
 )
 from starter_kit.predict import embed_faces, pick_device
 
@@ -54,7 +57,7 @@ DEFAULTS: dict = {
         "cache_dir": None,  # packed faces; default <root>/packed
         "image_size": 112,  # the side of the square crops the model sees
         "enlarge_rate": 1.0,  # crop = (1 + r) x the box; the papers' 2x boxes
-        "val_fraction": 0.1,  # share of train identities held out for validation (0: none)
+        "val_fraction": 0.1,  # labelled validation identities as a share of the train identities (0: none)
         "num_aux_classes": None,  # auxiliary identities used by the fusion methods (None: all)
         "aux_fraction": None,  # share of each batch from the auxiliary domain (None: the method's default)
         "workers": 4,  # loader processes gathering batches
@@ -85,9 +88,10 @@ DEFAULTS: dict = {
     "runtime": {
         "run_dir": None,  # default runs/<name>
         "device": "auto",
-        "bf16": True,  # autocast, CUDA only
+        "bf16": True,  # bf16 autocast, on CUDA and on the CPU
         "compile": True,  # torch.compile of the embedder, CUDA only
-        "channels_last": True,  # CUDA only
+        "channels_last": True,  # CUDA only (nothing on top of bf16 on the CPU)
+        "threads": None,  # torch threads of this process (None: torch's default, all cores)
         "augment": True,
         "resume": True,
         "progress": True,
@@ -189,13 +193,11 @@ class TrainData:
                 load_faces(d["root"], split, **kw)
         _barrier(world)
         faces = load_faces(d["root"], "rectrain", **kw)
-        split = split_identities(faces.identities, d["val_fraction"], cfg["seed"])
+        split = split_validation(faces.labels, faces.identities, d["val_fraction"], cfg["seed"], faces.names)
         self.train_identities = split.train
-        self.train_labels = relabel(faces, split.train)
-        labelled_val = relabel(faces, split.val_labelled)
-        distractor = relabel(faces, split.val_distractors) >= 0
-        self.val_rows = np.flatnonzero((labelled_val >= 0) | distractor)
-        self.val_labels = np.where(distractor, -1, labelled_val)[self.val_rows]
+        self.train_labels = np.full(len(faces), -1, dtype=np.int64)
+        self.train_labels[split.train_rows] = relabel(faces, split.train)[split.train_rows]
+        self.val_rows, self.val_labels = split.val_rows, split.val_labels
         self.faces = faces
         cartoon_rows = np.flatnonzero(self.train_labels >= 0)
         self.num_aux_classes, aux_images, aux_labels, aux_rows = 0, None, None, None
@@ -215,13 +217,15 @@ class TrainData:
         self.dataset = BatchGather(faces.images, self.train_labels, aux_images, aux_labels)
         self.num_classes = len(split.train)
         log.info(
-            "train: %d identities, %d images; validation: %d identities + %d distractor identities, %d images; "
-            "auxiliary: %d identities",
+            "train: %d identities, %d images; validation: %d seen + %d unseen identities, %d distractor "
+            "identities, %d images (%d distractors); auxiliary: %d identities",
             self.num_classes,
             len(cartoon_rows),
-            len(split.val_labelled),
-            len(split.val_distractors),
+            len(split.seen),
+            len(split.unseen),
+            len(split.distractors),
             len(self.val_rows),
+            int((self.val_labels < 0).sum()),
             self.num_aux_classes,
         )
 
@@ -257,7 +261,7 @@ def train_step(
     x = normalize(images, channels_last)
     if augment_generator is not None:
         x = augment(x, augment_generator, channels_last=channels_last)
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
         loss, parts = model(x, labels, domains)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -329,6 +333,8 @@ def train(cfg: dict) -> dict:
 
 
 def _train(cfg, rank, world, device, cuda, rt, optim_cfg, run_dir: Path) -> dict:
+    if rt["threads"]:
+        torch.set_num_threads(int(rt["threads"]))
     torch.manual_seed(cfg["seed"] + rank)
     data = TrainData(cfg, rank, world)
     model = build_train_model(cfg, data.num_classes, data.num_aux_classes)
@@ -359,12 +365,15 @@ def _train(cfg, rank, world, device, cuda, rt, optim_cfg, run_dir: Path) -> dict
     steps = len(data.sampler)
     if optim_cfg["max_steps_per_epoch"]:
         steps = min(steps, optim_cfg["max_steps_per_epoch"])
+    for module in model.modules():  # schedules that follow the fraction of training done (SphereFace's lambda)
+        if hasattr(module, "set_total_steps"):
+            module.set_total_steps(steps * optim_cfg["epochs"])
     generator = torch.Generator().manual_seed(cfg["seed"] * 1000 + rank)
     for epoch in range(start_epoch, optim_cfg["epochs"]):
         data.sampler.set_epoch(epoch)
         ddp.train()
         sums: dict[str, torch.Tensor] = {}
-        seen, started = 0, time.perf_counter()
+        seen, started, cpu_started = 0, time.perf_counter(), time.process_time()
         batches = iter(loader)
         bar = None
         if rank == 0 and rt["progress"]:
@@ -415,6 +424,7 @@ def _train(cfg, rank, world, device, cuda, rt, optim_cfg, run_dir: Path) -> dict
         }
         if rank == 0:
             row.update({k: round(v, 6) for k, v in validate(embedder, data, device, cfg).items()})
+            row["cpu_s"] = round(time.process_time() - cpu_started, 1)  # this process's CPU s: training + validation
             _append_csv(run_dir / "metrics.csv", row)
             _save(
                 checkpoint_path,

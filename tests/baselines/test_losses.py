@@ -88,9 +88,30 @@ def test_cosface_subtracts_m():
     assert logits.tolist()[0] == pytest.approx([2 * 0.45, 0.4])
 
 
-def test_combined_margin_with_arcface_parameters_equals_arcface():
+def test_combined_margin_with_arcface_parameters_equals_arcface_where_theta_plus_m_is_below_pi():
     cos, labels = _cos(batch=32)
+    cos = cos.clamp(min=math.cos(math.pi - 0.5) + 1e-3)  # beyond, each has its own monotonic continuation
     assert torch.allclose(CombinedMargin(64.0, 1.0, 0.5, 0.0)(cos, labels), ArcFace(64.0, 0.5)(cos, labels), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("m1", "m2", "m3"),
+    [(1.0, 0.3, 0.2), (1.0, 0.5, 0.0), (1.35, 0.25, 0.1), (2.0, 0.0, 0.0), (3.0, 0.2, 0.1), (4.0, 0.0, 0.0)],
+)
+def test_combined_margin_is_continuous_and_decreasing_in_theta_for_any_m1(m1, m2, m3):
+    theta = torch.linspace(0.0, math.pi, 20001, dtype=torch.float64)
+    target = CombinedMargin(1.0, m1, m2, m3).target(torch.cos(theta).float()).double()
+    steps = target[1:] - target[:-1]
+    assert (steps < 1e-6).all()  # never rises (the old fallback jumped up by 1.0 at theta = pi / 2 for m1 = 2)
+    assert steps.abs().max() < 5e-3  # no jump: a fine grid moves it by little
+    inside = m1 * theta + m2 <= math.pi
+    assert torch.allclose(target[inside], torch.cos(m1 * theta[inside] + m2) - m3, atol=2e-3)  # cos clamped at 1
+
+
+def test_combined_margin_with_m1_4_is_sphereface_psi():
+    theta = torch.tensor([0.3, 1.0, 2.0, 3.0])
+    psi = SphereFace(scale=1.0, margin=4, base=0.0, lambda_min=0.0).target(torch.cos(theta))
+    assert torch.allclose(CombinedMargin(1.0, 4.0, 0.0, 0.0).target(torch.cos(theta)), psi, atol=1e-3)
 
 
 @pytest.mark.parametrize("args", [{"m1": 0.5}, {"m2": -0.1}, {"m3": -0.2}])
@@ -127,6 +148,24 @@ def test_sphereface_annealing_lowers_lambda_with_training_steps_down_to_its_floo
     loss.eval()
     loss(cos, labels)
     assert int(loss.iteration) == 10**6  # evaluation does not advance the annealing
+
+
+@pytest.mark.parametrize("total", [640, 28_000, 200_000])
+def test_sphereface_anneals_over_the_fraction_of_training_to_the_papers_end_points(total):
+    """Whatever the run's length, lambda starts at 1000, reaches 5 after the paper's share of training (1,658 of its
+    28,000 iterations) and ends at 5; the old raw count left lambda at 12.85 after 640 steps."""
+    loss = SphereFace()
+    loss.set_total_steps(total)
+    at = {}
+    for fraction in (0.0, 0.02, 0.05, 0.07, 1.0):
+        loss.iteration.fill_(round(fraction * total))
+        at[fraction] = float(loss.lam)
+    assert at[0.0] == pytest.approx(1000.0)
+    assert at[0.02] > at[0.05] > 5.0
+    assert at[0.07] == pytest.approx(5.0) and at[1.0] == pytest.approx(5.0)
+    reference = SphereFace()  # no total: the raw Caffe count
+    reference.iteration.fill_(round(0.05 * 28_000))
+    assert at[0.05] == pytest.approx(float(reference.lam), rel=0.01)
 
 
 def test_focal_with_gamma_zero_is_cross_entropy():

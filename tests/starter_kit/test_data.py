@@ -1,4 +1,4 @@
-"""The identity split, the mixed-domain batch sampler, the batch gatherer and the on-device augmentation."""
+"""The validation split, the mixed-domain batch sampler, the batch gatherer and the on-device augmentation."""
 
 from __future__ import annotations
 
@@ -14,44 +14,63 @@ from starter_kit.data import (
     choose_aux_identities,
     normalize,
     relabel,
-    split_identities,
+    split_validation,
 )
 
 NAMES = tuple(f"id{i:03d}" for i in range(30))
+# 30 identities of 2 to 9 images each, labels grouped as a packed split lists them
+COUNTS = np.random.default_rng(0).integers(2, 10, size=len(NAMES))
+LABELS = np.repeat(np.arange(len(NAMES)), COUNTS)
+IMAGES = tuple(
+    f"{NAMES[label]}/{k:04d}.jpg" for label, k in zip(LABELS, np.concatenate([np.arange(c) for c in COUNTS]))
+)
 
 
-def test_identity_split_is_disjoint_seeded_and_covers_every_identity():
-    split = split_identities(NAMES, 0.2, seed=3)
-    parts = [set(split.train), set(split.val_labelled), set(split.val_distractors)]
-    assert sum(map(len, parts)) == len(NAMES) and set().union(*parts) == set(NAMES)
-    assert (len(split.val_labelled), len(split.val_distractors)) == (4, 2)
-    assert split == split_identities(NAMES, 0.2, seed=3)
-    assert split != split_identities(NAMES, 0.2, seed=4)
+def _split(fraction=0.2, seed=3, labels=LABELS, names=NAMES, images=IMAGES):
+    return split_validation(labels, names, fraction, seed, images)
+
+
+def test_validation_split_is_built_like_the_test():
+    """60 % seen / 40 % unseen labelled identities, 1.5 distractor images per labelled image, nothing shared."""
+    split = _split()
+    assert (len(split.seen), len(split.unseen)) == (4, 2)  # 0.2 x 30 = 6 labelled identities
+    assert not {*split.seen} & {*split.unseen} and not {*split.seen, *split.unseen} & {*split.distractors}
+    assert set(split.train) == set(NAMES) - set(split.unseen) - set(split.distractors)
     assert list(split.train) == sorted(split.train)  # class c = train[c], in the given order
+    trained, held = set(split.train_rows.tolist()), set(split.val_rows.tolist())
+    assert not trained & held and list(split.val_rows) == sorted(split.val_rows)
+    for name in split.seen:  # half of a seen identity's images are held out, the rest trained on
+        rows = set(np.flatnonzero(LABELS == NAMES.index(name)).tolist())
+        assert len(rows & held) == len(rows) // 2 and len(rows & trained) == len(rows) - len(rows) // 2
+    for name in (*split.unseen, *split.distractors):
+        rows = set(np.flatnonzero(LABELS == NAMES.index(name)).tolist())
+        assert rows <= held
+    labelled = int((split.val_labels >= 0).sum())
+    distractor_images = int((split.val_labels < 0).sum())
+    assert 1.5 * labelled <= distractor_images < 1.5 * labelled + COUNTS.max()
+    assert len(np.unique(split.val_labels[split.val_labels >= 0])) == 6  # every labelled identity is a probe
 
 
-def test_identity_split_does_not_depend_on_the_other_identities():
-    """An identity's fate is its own hash: adding identities keeps a held-out one ranked before kept ones."""
-    small = split_identities(NAMES[:20], 0.1, seed=0)
-    assert len(small.val_labelled) + len(small.val_distractors) == 2
+def test_validation_split_is_seeded():
+    split = _split()
+    again, other = _split(), _split(seed=4)
+    assert (split.seen, split.unseen, split.distractors) == (again.seen, again.unseen, again.distractors)
+    assert np.array_equal(split.val_rows, again.val_rows)
+    assert (split.seen, split.unseen) != (other.seen, other.unseen)
 
 
 def test_zero_validation_fraction_trains_on_everything():
-    split = split_identities(NAMES, 0.0, seed=0)
-    assert split.train == NAMES and not split.val_labelled and not split.val_distractors
+    split = _split(0.0)
+    assert split.train == NAMES and len(split.train_rows) == len(LABELS) and not len(split.val_rows)
 
 
 @pytest.mark.parametrize(
-    ("names", "fraction", "match"),
-    [
-        (NAMES, 1.0, "val_fraction must be in"),
-        (NAMES, -0.1, "val_fraction must be in"),
-        (NAMES[:2], 0.5, "cannot hold 2 validation identities"),
-    ],
+    ("fraction", "match"),
+    [(1.0, "val_fraction must be in"), (-0.1, "val_fraction must be in"), (0.9, "cannot hold")],
 )
-def test_impossible_identity_split_is_refused(names, fraction, match):
+def test_impossible_validation_split_is_refused(fraction, match):
     with pytest.raises(ValueError, match=match):
-        split_identities(names, fraction, seed=0)
+        _split(fraction)
 
 
 def test_relabel_numbers_kept_identities_and_drops_the_others():
