@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := web,train,dev
 
-.PHONY: install lock test test-fast lint format demo bench clean chromium serve worker bench-platform
+.PHONY: install lock test test-fast lint format demo bench clean chromium serve worker bench-platform baselines
 
 ## constraints.txt pins every package to the version the suite passed with; `make lock` rewrites it from .venv.
 $(STAMP): pyproject.toml constraints.txt
@@ -67,6 +67,11 @@ bench-platform: $(STAMP)
 ## Debian's chromium for the browser test (CI runs as root).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+## The CPU reference table (baselines/RESULTS.md): every baseline on data/small, two runs at a time with one
+## thread each, about an hour on 2 cores; resumable (rerun after an interruption); results in baselines/results/.
+baselines: $(STAMP)
+	PY=$(PY) bash baselines/run_all.sh cpu
 
 bench: $(STAMP)
 	$(PY) benchmarks/scoring.py

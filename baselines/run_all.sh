@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Train, predict and score every reference configuration of baselines/configs/ with one schedule, and collect
-# configs, logs, metrics and scores under $OUT. Written for the GPU machine (H100, python3 with torch, numpy,
-# pillow, tqdm, pyyaml; no network), run from the repository root:
+# configs, logs, metrics and scores.
+#
+# On a CPU machine (the reference table of baselines/RESULTS.md; `make baselines` runs this):
+#   bash baselines/run_all.sh cpu                  # data/small if missing, then every run of CPU_RUNS below, two at a
+#                                                  # time with one thread each (JOBS=2), the CPU protocol layer
+#                                                  # baselines/configs/cpu.yaml on top of each experiment file;
+#                                                  # resumable: a finished run (scores.json) is skipped, a cut one
+#                                                  # resumes from its checkpoint; results go to baselines/results/
+#   bash baselines/run_all.sh cpu-report           # RESULTS.md's table from baselines/results/ (run at the end too)
+# On a GPU the same script runs the paper-scale protocol (base.yaml: DenseNet-169 at 112 x 112, 40 epochs).
+# Written for the GPU machine (H100, python3 with torch, numpy, pillow, tqdm, pyyaml; no network), run from the
+# repository root:
 #
 #   bash baselines/run_all.sh                      # everything: check, data, train+predict+score all, bench, report
 #   bash baselines/run_all.sh check data           # stages can be run one call at a time (each call < 10 minutes):
@@ -86,6 +96,146 @@ stage_report() {
     2>/dev/null || echo cpu)" | tee "$OUT/results_table.md"
 }
 
+
+# ------------------------------------------------------------------------------------------------ the CPU table
+# One line per run: run-name experiment-config seed [overrides...]. Seed 0 of every method first (the full model
+# after softmax: it starts from that run), the detection baseline, then more seeds for the spread, then the float32
+# check of bf16. Rows that finished are skipped, so the order is also the priority when time is short.
+CPU_RUNS="
+softmax-seed0 softmax 0
+arcface-seed0 arcface 0
+cosface-seed0 cosface 0
+sphereface-seed0 sphereface 0
+combined-seed0 combined 0
+focal_arcface-seed0 focal_arcface 0
+inter_fusion-seed0 inter_fusion 0
+intra_fusion-seed0 intra_fusion 0
+full_model-seed0 full_model 0
+detection-seed0 detection 0
+softmax-seed1 softmax 1
+arcface-seed1 arcface 1
+softmax-seed2 softmax 2
+arcface-seed2 arcface 2
+cosface-seed1 cosface 1
+combined-seed1 combined 1
+cosface-seed2 cosface 2
+combined-seed2 combined 2
+arcface_fp32-seed0 arcface 0 runtime.bf16=false
+focal_arcface-seed1 focal_arcface 1
+focal_arcface-seed2 focal_arcface 2
+sphereface-seed1 sphereface 1
+sphereface-seed2 sphereface 2
+full_model-seed1 full_model 1
+intra_fusion-seed1 intra_fusion 1
+inter_fusion-seed1 inter_fusion 1
+"
+CPU_DATA=${CPU_DATA:-data/small}
+CPU_WORK=${CPU_WORK:-runs/baselines_cpu}
+CPU_RESULTS=${CPU_RESULTS:-baselines/results}
+JOBS=${JOBS:-2}
+CPU_EXTRA=${CPU_EXTRA:-}  # overrides for every recognition run (a dry run: "optim.epochs=1 optim.max_steps_per_epoch=2")
+DET_EXTRA=${DET_EXTRA:-}  # arguments for the detection run (a dry run: "--set epochs=1 --max-steps 2")
+CPU_ONLY=${CPU_ONLY:-}    # run only these run names (space-separated); empty: all of CPU_RUNS
+
+say() { echo "[$(date -u +%H:%M:%S)] $*"; }
+
+cpu_machine() {
+  mkdir -p "$CPU_RESULTS"
+  { echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $JOBS runs at a time, 1 thread each"
+    $PY -c "import torch, platform; print('torch', torch.__version__, '| python', platform.python_version())"
+  } > "$CPU_RESULTS/machine.txt"
+}
+
+cpu_data() {
+  if [ ! -f "$CPU_DATA/hidden/icartoonface_rectest_info.txt" ]; then
+    say "generating $CPU_DATA (facedata synth --preset small --seed 0)"
+    $PY -m facedata synth --preset small --out "$CPU_DATA" --seed 0 --no-progress
+  fi
+  $PY -c "
+import sys
+from starter_kit.data import load_faces
+if __name__ == '__main__':
+    for split in ('rectrain', 'auxiliary', 'rectest'):
+        load_faces(sys.argv[1], split, size=64, enlarge_rate=1.0, cache_dir=sys.argv[2], workers=2)
+" "$CPU_DATA" "$CPU_WORK/cache"
+}
+
+cpu_detection() {  # the detection baseline on the synthetic scenes: train, predict the test images, score
+  local dir=$1 res=$2 gt="$CPU_DATA/hidden/personai_icartoonface_detval.csv" resume=()
+  [ -f "$dir/last.pt" ] && resume=(--resume)
+  OMP_NUM_THREADS=1 /usr/bin/time -f "%U %S" -o "$dir.time" $PY -m starter_kit.train_detection \
+    --config centernet_r18_cpu --data "$CPU_DATA" --out "$dir" --no-progress ${resume[@]+"${resume[@]}"} $DET_EXTRA \
+    > "$dir.log" 2>&1 || return 1
+  OMP_NUM_THREADS=1 $PY -m starter_kit.predict_detection --checkpoint "$dir/best.pt" --data "$CPU_DATA" \
+    --out "$dir/submission.csv" --labels "$gt" --workers 0 --no-progress >> "$dir.log" 2>&1 || return 1
+  $PY -m scorer detection "$gt" "$dir/submission.csv" --json > "$dir/scores.tmp" || return 1
+  mv "$dir/scores.tmp" "$dir/scores.json"
+  mkdir -p "$res"
+  cp "$dir/config.yaml" "$dir/metrics.jsonl" "$dir/scores.json" "$dir/submission.csv" "$res/"
+  cp "$dir.log" "$res/train.log"
+  awk '{print $1 + $2}' "$dir.time" > "$res/train_cpu_s"
+}
+
+cpu_one() {  # run-name config seed [overrides...]: train (or resume), predict float16 features, score
+  local name=$1 config=$2 seed=$3; shift 3
+  local dir="$CPU_WORK/$name" res="$CPU_RESULTS/$name" started=$SECONDS extra=()
+  if [ -f "$res/scores.json" ]; then say "skip $name (done: $res/scores.json)"; return 0; fi
+  mkdir -p "$dir"
+  if [ "$config" = full_model ]; then  # the paper starts from a softmax-trained model: the softmax run of this seed
+    local base="$CPU_WORK/softmax-seed$seed/checkpoint.pt"
+    while [ ! -f "$CPU_RESULTS/softmax-seed$seed/scores.json" ]; do sleep 20; done
+    extra+=("model.init_from=$base")
+  fi
+  say "start $name"
+  if [ "$config" = detection ]; then
+    cpu_detection "$dir" "$res" || { say "FAILED $name (log: $dir.log)"; return 1; }
+    say "done $name in $((SECONDS - started)) s: $(tr -d '\n' < "$res/scores.json" | head -c 160)"
+    return 0
+  fi
+  if ! OMP_NUM_THREADS=1 $PY -m starter_kit.train "baselines/configs/$config.yaml" baselines/configs/cpu.yaml \
+      "name=$name" "seed=$seed" "data.root=$CPU_DATA" "data.cache_dir=$CPU_WORK/cache" "runtime.run_dir=$dir" \
+      ${extra[@]+"${extra[@]}"} "$@" $CPU_EXTRA > "$dir.log" 2>&1; then
+    say "FAILED $name (log: $dir.log)"; return 1
+  fi
+  OMP_NUM_THREADS=1 $PY -m starter_kit.predict --checkpoint "$dir/checkpoint.pt" --data "$CPU_DATA" \
+    --out "$dir/features.npy.gz" --cache-dir "$CPU_WORK/cache" >> "$dir.log" 2>&1 \
+    && $PY -m scorer recognition "$CPU_DATA/hidden/icartoonface_rectest_info.txt" "$dir/features.npy.gz" \
+      --verification-pairs "$CPU_DATA/hidden/icartoonface_verification_pairs.txt" --json > "$dir/scores.tmp" \
+    && mv "$dir/scores.tmp" "$dir/scores.json" || { say "FAILED $name: predict or score (log: $dir.log)"; return 1; }
+  mkdir -p "$res"
+  cp "$dir/config.yaml" "$dir/metrics.csv" "$dir/train.log" "$dir/scores.json" "$res/"
+  # the board's baseline rows: the seed-0 run of each method (the float16 submission the platform scores)
+  case $name in *_fp32-*) ;; *-seed0) cp "$dir/features.npy.gz" "$res/" ;; esac
+  say "done $name in $((SECONDS - started)) s: test rank-1 $($PY -c "import json,sys; print(round(100 * json.load(open(sys.argv[1]))['rank1'], 2))" "$res/scores.json") %"
+}
+
+stage_cpu() {
+  if [ "$PY" = python3 ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
+  mkdir -p "$CPU_WORK" "$CPU_RESULTS"
+  cpu_machine
+  cpu_data
+  local total n=0 line
+  total=$(grep -c . <<< "$CPU_RUNS")
+  say "CPU table: $total runs, $JOBS at a time (results: $CPU_RESULTS, work: $CPU_WORK)"
+  while read -r line; do
+    [ -n "$line" ] || continue
+    if [ -n "$CPU_ONLY" ] && [[ " $CPU_ONLY " != *" ${line%% *} "* ]]; then continue; fi
+    n=$((n + 1))
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+    # shellcheck disable=SC2086
+    { cpu_one $line || true; say "progress: $(ls "$CPU_RESULTS"/*/scores.json 2>/dev/null | wc -l) of $total runs done"; } &
+    sleep 2
+  done <<< "$CPU_RUNS"
+  wait
+  stage_cpu_report
+}
+
+stage_cpu_report() {
+  if [ "$PY" = python3 ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
+  $PY baselines/results_table.py "$CPU_RESULTS" --write baselines/RESULTS.md
+}
+
+main() {
 [ $# -eq 0 ] && set -- all
 while [ $# -gt 0 ]; do
   case $1 in
@@ -94,8 +244,14 @@ while [ $# -gt 0 ]; do
     run) shift; while [ $# -gt 0 ] && [[ " $ALL " == *" $1 "* ]]; do run_one "$1"; shift; done; continue ;;
     bench) stage_bench ;;
     report) stage_report ;;
+    cpu) stage_cpu ;;
+    cpu-report) stage_cpu_report ;;
     all) stage_check; stage_data; for n in $ALL; do run_one "$n"; done; stage_bench; stage_report ;;
-    *) echo "unknown stage '$1': check, data, run NAME..., bench, report, all (NAME: $ALL)"; exit 2 ;;
+    *) echo "unknown stage '$1': cpu, cpu-report, check, data, run NAME..., bench, report, all (NAME: $ALL)"; exit 2 ;;
   esac
   shift
 done
+}
+
+# the whole file is parsed before anything runs (main, then exit on one line): editing it during a run is safe
+main "$@"; exit

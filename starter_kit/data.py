@@ -111,7 +111,8 @@ def split_validation(
     images are *seen* (half of their images, by the same hash of the image name, are held out for validation; the
     other half is still trained on), the next ones with at least 2 images *unseen* (all their images held out);
     then whole identities are held out as distractors (label -1) until their images reach DISTRACTOR_RATIO x the
-    labelled validation images. val_fraction 0: no validation, everything trained on.
+    labelled validation images (or half of the identities have left training: tiny datasets get fewer).
+    val_fraction 0: no validation, everything trained on.
     """
     labels = np.asarray(labels, dtype=np.int64)
     identities = tuple(identities)
@@ -150,8 +151,9 @@ def split_validation(
     taken = set(seen) | set(unseen)
     distractors: list[int] = []
     made = 0
+    keep = max(2, len(identities) // 2)  # at most half of the identities leave training entirely
     for i in ranked:
-        if made >= DISTRACTOR_RATIO * labelled_images:
+        if made >= DISTRACTOR_RATIO * labelled_images or len(identities) - len(unseen) - len(distractors) <= keep:
             break
         if i in taken:
             continue
@@ -161,11 +163,13 @@ def split_validation(
         val_labels.append(np.full(len(rows), -1, dtype=np.int64))
         made += len(rows)
     held_out = set(unseen) | set(distractors)
-    if made < DISTRACTOR_RATIO * labelled_images or len(identities) - len(held_out) < 2:
+    if len(identities) - len(held_out) < 2:
         raise ValueError(
-            f"{len(identities)} identities cannot hold {n_val} validation identities, their distractors "
-            f"({DISTRACTOR_RATIO:g} images per validation image) and still train; lower data.val_fraction"
+            f"{len(identities)} identities cannot hold {n_val} validation identities and still train on 2; "
+            "lower data.val_fraction"
         )
+    if made < DISTRACTOR_RATIO * labelled_images:
+        log.warning("validation: %d distractor images, fewer than %g per labelled image", made, DISTRACTOR_RATIO)
     rows = np.concatenate(val_rows)
     order = np.argsort(rows)
     rows, val_label = rows[order], np.concatenate(val_labels)[order]

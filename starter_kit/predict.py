@@ -3,13 +3,17 @@
     python -m starter_kit.predict --checkpoint runs/arcface/checkpoint.pt --data data/small --out arcface.bin
 
 Row i of the file is the L2-normalised embedding of image i of `icartoonface_rectest_det.txt` (the face cropped
-with the run's enlarge rate and size, plus its mirror image unless --no-flip). The file is read back with
-`scorer.formats.read_features` before the command reports success.
+with the run's enlarge rate and size, plus its mirror image unless --no-flip). An --out ending in `.npy` or
+`.npy.gz` gets a compact float16 `.npy` (gzip-compressed for `.gz`), which the scorer also reads (FORMATS.md §2):
+a quarter of the bytes, and the committed baseline submissions (baselines/results/) are such files. The file is
+read back with `scorer.formats.read_features` before the command reports success.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import io
 import logging
 import sys
 from pathlib import Path
@@ -74,6 +78,17 @@ def embed_faces(
     return torch.cat(chunks).numpy()
 
 
+def write_compact_features(path: str | Path, features: np.ndarray) -> None:
+    """features (N, d) -> a float16 `.npy` at path, gzip-compressed (mtime 0: the same bytes every time) when
+    path ends with `.gz`."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(features, dtype=np.float16), allow_pickle=False)
+    data = buffer.getvalue()
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data, compresslevel=9, mtime=0)
+    Path(path).write_bytes(data)
+
+
 def load_embedder(checkpoint: str | Path, device: torch.device) -> tuple[Embedder, dict]:
     """The embedder of a training checkpoint (written by starter_kit.train) and the run's config."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -129,7 +144,10 @@ def predict(
         channels_last=runtime["channels_last"],
         progress=progress,
     )
-    write_features(out, feats)
+    if str(out).endswith((".npy", ".npy.gz")):
+        write_compact_features(out, feats)
+    else:
+        write_features(out, feats)
     checked = read_features(out, len(test_names))
     log.info("wrote %s: %d x %d features", out, *checked.shape)
     return checked
@@ -146,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m starter_kit.predict", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="checkpoint.pt of a run of starter_kit.train")
     parser.add_argument("--data", required=True, help="dataset root (holds icartoonface_rectest_det.txt)")
-    parser.add_argument("--out", required=True, help="the submission file to write (.bin)")
+    parser.add_argument(
+        "--out", required=True, help="the submission file to write (.bin: float64; .npy or .npy.gz: float16)"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--no-flip", action="store_true", help="no mirror-image test-time augmentation")
@@ -169,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SubmissionError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out}: {feats.shape[0]} rows x {feats.shape[1]} float64, checked with scorer's reader")
+    kind = "float16 .npy" if args.out.endswith((".npy", ".npy.gz")) else "float64"
+    print(f"wrote {args.out}: {feats.shape[0]} rows x {feats.shape[1]} {kind}, checked with scorer's reader")
     return 0
 
 

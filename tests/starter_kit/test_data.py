@@ -65,12 +65,19 @@ def test_zero_validation_fraction_trains_on_everything():
 
 
 @pytest.mark.parametrize(
-    ("fraction", "match"),
-    [(1.0, "val_fraction must be in"), (-0.1, "val_fraction must be in"), (0.9, "cannot hold")],
+    ("count", "fraction", "match"),
+    [(30, 1.0, "val_fraction must be in"), (30, -0.1, "val_fraction must be in"), (2, 0.5, "cannot hold")],
 )
-def test_impossible_validation_split_is_refused(fraction, match):
+def test_impossible_validation_split_is_refused(count, fraction, match):
+    rows = np.isin(LABELS, np.arange(count))
     with pytest.raises(ValueError, match=match):
-        _split(fraction)
+        _split(fraction, labels=LABELS[rows], names=NAMES[:count], images=tuple(np.asarray(IMAGES)[rows]))
+
+
+def test_a_small_dataset_keeps_half_of_its_identities_in_training():
+    rows = np.isin(LABELS, np.arange(6))
+    split = _split(0.1, labels=LABELS[rows], names=NAMES[:6], images=tuple(np.asarray(IMAGES)[rows]))
+    assert len(split.train) >= 3 and len(split.seen) == len(split.unseen) == 1
 
 
 def test_relabel_numbers_kept_identities_and_drops_the_others():
