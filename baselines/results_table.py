@@ -1,16 +1,23 @@
-"""The RESULTS.md table from the run folders that baselines/run_all.sh leaves: one markdown row per run.
+"""The tables of baselines/RESULTS.md, made from the runs' own files, and the demo board's baseline specs.
 
-    python baselines/results_table.py runs/baselines --gpu "NVIDIA H100 80GB HBM3"
+    python baselines/results_table.py baselines/results --write baselines/RESULTS.md   # the CPU table (run_all.sh cpu)
+    python baselines/results_table.py runs/baselines --gpu "NVIDIA H100 80GB HBM3"      # the GPU runs' rows
 
-Reads each RUN/scores.json (scorer's --json output), RUN/metrics.csv (starter_kit.train) and RUN/wall_s. images/s is
-the median over the epochs after the first (the first holds cuDNN autotuning and loader start-up).
+CPU layout (`bash baselines/run_all.sh cpu`): RESULTS/<method>-seed<k>/ holds config.yaml, metrics.csv (one row per
+epoch, starter_kit.train), train.log, scores.json (the scorer's --json output on the hidden test) and, for seed 0,
+features.npy.gz (the float16 submission); RESULTS/detection-seed0/ holds metrics.jsonl, scores.json and
+submission.csv; RESULTS/machine.txt names the machine. With --write, the generated block of RESULTS.md (between
+its `<!-- generated -->` markers) is replaced, and each seed-0 run gets a baseline.json that `flask demo` posts as
+a baseline row (RESULTS/dataset.json: the sha256 of the hidden files the runs were scored on).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -26,31 +33,58 @@ ORDER = [
     "intra_fusion",
     "full_model",
 ]
+TITLES = {
+    "softmax": "SoftMax",
+    "sphereface": "SphereFace",
+    "cosface": "CosFace",
+    "arcface": "ArcFace",
+    "combined": "combined margin",
+    "focal_arcface": "focal loss on ArcFace",
+    "inter_fusion": "inter-face fusion, all auxiliary identities",
+    "intra_fusion": "intra-face fusion, all auxiliary identities",
+    "full_model": "full model (2020)",
+    "arcface_fp32": "ArcFace in float32 (bf16 check)",
+}
+MARGIN_LOSSES = ("sphereface", "cosface", "arcface", "combined", "focal_arcface")
 HEADER = (
     "| method | rank-1 | CMC@5 | CMC@10 | verification acc. | AUC | epochs | images/s | wall time | GPU |\n"
     "|---|---|---|---|---|---|---|---|---|---|"
 )
+START, END = "<!-- generated: baselines/results_table.py -->", "<!-- end of generated -->"
+HIDDEN = ("icartoonface_rectest_info.txt", "icartoonface_verification_pairs.txt", "personai_icartoonface_detval.csv")
 
 
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def _epochs(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _speed(epochs: list[dict]) -> float:
+    """Median images/s over the epochs after the first (the first holds loader and allocator start-up)."""
+    speeds = [float(e["images_per_s"]) for e in epochs[1:]] or [float(e["images_per_s"]) for e in epochs]
+    return statistics.median(speeds)
+
+
+# ---------------------------------------------------------------------------------------------- the GPU rows
+
+
 def row(run_dir: Path, gpu: str) -> str | None:
-    """One table row, or None when the run has no scores yet."""
+    """One GPU table row (run_all.sh's run folders), or None when the run has no scores yet."""
     scores_path = run_dir / "scores.json"
     if not scores_path.exists():
         return None
     scores = json.loads(scores_path.read_text())
-    with open(run_dir / "metrics.csv", newline="") as f:
-        epochs = list(csv.DictReader(f))
-    speeds = [float(e["images_per_s"]) for e in epochs[1:]] or [float(e["images_per_s"]) for e in epochs]
+    epochs = _epochs(run_dir)
     wall = run_dir / "wall_s"
     wall_text = f"{int(wall.read_text()) / 60:.1f} min" if wall.exists() else "-"
     return (
         f"| {run_dir.name} | {_pct(scores['rank1'])} | {_pct(scores['cmc']['5'])} | {_pct(scores['cmc']['10'])} | "
         f"{_pct(scores.get('verification_accuracy'))} | {_pct(scores.get('verification_auc'))} | {len(epochs)} | "
-        f"{statistics.median(speeds):,.0f} | {wall_text} | {gpu} |"
+        f"{_speed(epochs):,.0f} | {wall_text} | {gpu} |"
     )
 
 
@@ -62,12 +96,219 @@ def table(work: Path, gpu: str) -> str:
     return "\n".join([HEADER, *rows])
 
 
+# ---------------------------------------------------------------------------------------------- the CPU table
+
+
+def recognition_runs(results: Path) -> dict[str, list[dict]]:
+    """method -> its finished runs (seed order), each {seed, scores, epochs, dir}."""
+    runs: dict[str, list[dict]] = {}
+    for scores_path in sorted(results.glob("*-seed*/scores.json")):
+        run_dir = scores_path.parent
+        match = re.fullmatch(r"(.+)-seed(\d+)", run_dir.name)
+        if not match or not (run_dir / "metrics.csv").exists():
+            continue
+        method, seed = match.group(1), int(match.group(2))
+        runs.setdefault(method, []).append(
+            {"seed": seed, "scores": json.loads(scores_path.read_text()), "epochs": _epochs(run_dir), "dir": run_dir}
+        )
+    for items in runs.values():
+        items.sort(key=lambda r: r["seed"])
+    return dict(sorted(runs.items(), key=lambda kv: (ORDER.index(kv[0]) if kv[0] in ORDER else len(ORDER), kv[0])))
+
+
+def _mean_spread(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _cell(values: list[float]) -> str:
+    mean, spread = _mean_spread(values)
+    return f"{100 * mean:.2f}" if spread is None else f"{100 * mean:.2f} ± {100 * spread:.2f}"
+
+
+def _val(run: dict) -> float | None:
+    last = run["epochs"][-1]
+    return float(last["val_rank1"]) if last.get("val_rank1") not in (None, "") else None
+
+
+def _cpu_seconds(run: dict) -> float:
+    return sum(float(e.get("cpu_s") or 0.0) for e in run["epochs"])
+
+
+def cpu_table(runs: dict[str, list[dict]]) -> str:
+    lines = [
+        "| method | seeds | test rank-1 | CMC@5 | CMC@10 | verification acc. | AUC | validation rank-1 | epochs | "
+        "images/s | CPU s per run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for method, items in runs.items():
+        scores = [r["scores"] for r in items]
+        vals = [v for v in (_val(r) for r in items) if v is not None]
+        epochs = sorted({len(r["epochs"]) for r in items})
+        lines.append(
+            f"| {TITLES.get(method, method)} | {', '.join(str(r['seed']) for r in items)} | "
+            f"{_cell([s['rank1'] for s in scores])} | {_cell([s['cmc']['5'] for s in scores])} | "
+            f"{_cell([s['cmc']['10'] for s in scores])} | {_cell([s['verification_accuracy'] for s in scores])} | "
+            f"{_cell([s['verification_auc'] for s in scores])} | {_cell(vals) if vals else '-'} | "
+            f"{'/'.join(map(str, epochs))} | {statistics.fmean(_speed(r['epochs']) for r in items):,.0f} | "
+            f"{statistics.fmean(_cpu_seconds(r) for r in items):,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def per_run_table(runs: dict[str, list[dict]]) -> str:
+    lines = [
+        "| run | test rank-1 | CMC@5 | CMC@10 | verification acc. | AUC | validation rank-1 (last epoch) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for items in runs.values():
+        for r in items:
+            s = r["scores"]
+            lines.append(
+                f"| [{r['dir'].name}]({r['dir'].name}/) | {_pct(s['rank1'])} | {_pct(s['cmc']['5'])} | "
+                f"{_pct(s['cmc']['10'])} | {_pct(s['verification_accuracy'])} | {_pct(s['verification_auc'])} | "
+                f"{_pct(_val(r))} |"
+            )
+    return "\n".join(lines)
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2
+        i = j + 1
+    return ranks
+
+
+def _pearson(x: list[float], y: list[float]) -> float:
+    mx, my = statistics.fmean(x), statistics.fmean(y)
+    sx = sum((a - mx) ** 2 for a in x) ** 0.5
+    sy = sum((b - my) ** 2 for b in y) ** 0.5
+    return sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / (sx * sy) if sx and sy else float("nan")
+
+
+def findings(runs: dict[str, list[dict]]) -> str:
+    """The targets of the benchmark and the validation/test agreement, computed from the runs."""
+    out = []
+    means = {m: statistics.fmean(r["scores"]["rank1"] for r in items) for m, items in runs.items()}
+    if means:
+        best = max(means, key=means.get)
+        out.append(f"- Best test rank-1: {TITLES.get(best, best)}, {100 * means[best]:.2f} % (target: 50 %).")
+    spreads = [statistics.stdev([r["scores"]["rank1"] for r in items]) for items in runs.values() if len(items) >= 2]
+    margins = {m: means[m] for m in MARGIN_LOSSES if m in means}
+    if "softmax" in means and margins:
+        best_margin = max(margins, key=margins.get)
+        gap = means[best_margin] - means["softmax"]
+        spread_text = (
+            f"the largest seed spread (sample s.d. over the methods with 2+ seeds) is {100 * max(spreads):.2f}"
+            if spreads
+            else "no method has 2 seeds yet: no spread"
+        )
+        out.append(
+            f"- SoftMax vs the best margin loss ({TITLES[best_margin]}): {100 * gap:+.2f} points; {spread_text}."
+        )
+    pairs = [(v, r["scores"]["rank1"]) for items in runs.values() for r in items if (v := _val(r)) is not None]
+    if len(pairs) >= 3:
+        vals, tests = [p[0] for p in pairs], [p[1] for p in pairs]
+        out.append(
+            f"- Validation rank-1 vs test rank-1 over the {len(pairs)} runs: Pearson {_pearson(vals, tests):.2f}, "
+            f"Spearman {_pearson(_ranks(vals), _ranks(tests)):.2f}; validation mean {100 * statistics.fmean(vals):.1f}"
+            f" %, test mean {100 * statistics.fmean(tests):.1f} %."
+        )
+    return "\n".join(out)
+
+
+def detection_table(results: Path) -> str:
+    run = results / "detection-seed0"
+    if not (run / "scores.json").exists():
+        return "No detection run has finished."
+    s = json.loads((run / "scores.json").read_text())
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    cpu = (run / "train_cpu_s").read_text().strip() if (run / "train_cpu_s").exists() else "-"
+    speed = statistics.median(e["images_per_s"] for e in epochs[1:] or epochs)
+    return "\n".join(
+        [
+            "| run | ap50 | COCO AP | AP75 | AP small | AP medium | AP large | AR@100 | epochs | images/s | CPU s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+            f"| [detection-seed0](detection-seed0/) | {_pct(s['ap50'])} | {_pct(s['coco_ap'])} | "
+            f"{_pct(s['coco_ap75'])} | {_pct(s['coco_ap_small'])} | {_pct(s['coco_ap_medium'])} | "
+            f"{_pct(s['coco_ap_large'])} | {_pct(s['coco_ar100'])} | {len(epochs)} | {speed:.1f} | {cpu} |",
+        ]
+    )
+
+
+def generated_block(results: Path) -> str:
+    runs = recognition_runs(results)
+    machine = (results / "machine.txt").read_text().strip() if (results / "machine.txt").exists() else "-"
+    return "\n\n".join(
+        [
+            START,
+            f"Machine: {machine}.",
+            "### Recognition (test = the hidden `small` test set; mean ± sample s.d. over the seeds)",
+            cpu_table(runs) if runs else "No recognition run has finished.",
+            findings(runs),
+            "### Every run",
+            per_run_table(runs) if runs else "-",
+            "### Detection (the hidden detection test set of `small`)",
+            detection_table(results),
+            END,
+        ]
+    )
+
+
+def write_baseline_specs(results: Path, data: Path) -> None:
+    """baseline.json for every seed-0 run with a submission, and dataset.json (the hidden files' sha256)."""
+    hashes = {n: hashlib.sha256((data / "hidden" / n).read_bytes()).hexdigest() for n in HIDDEN}
+    (results / "dataset.json").write_text(
+        json.dumps({"data": "facedata synth --preset small --seed 0", "hidden_sha256": hashes}, indent=1) + "\n"
+    )
+    for run in sorted(results.glob("*-seed0")):
+        method = run.name.removesuffix("-seed0")
+        if method == "detection" and (run / "submission.csv").exists():
+            spec = {"track": "detection", "file": "submission.csv", "name": "CenterNet R18 (CPU reference)"}
+            config = "baselines/detection/configs/centernet_r18_cpu.yaml"
+        elif (run / "features.npy.gz").exists() and method in TITLES:
+            spec = {"track": "recognition", "file": "features.npy.gz", "name": f"{TITLES[method]} (CPU reference)"}
+            config = f"baselines/configs/{method}.yaml + baselines/configs/cpu.yaml"
+        else:
+            continue
+        spec["method"] = method
+        spec["note"] = f"method: {method}; config: {config}; run: baselines/results/{run.name}/ (baselines/RESULTS.md)"
+        (run / "baseline.json").write_text(json.dumps(spec, indent=1) + "\n")
+
+
+def write_results(results: Path, markdown: Path) -> None:
+    text = markdown.read_text()
+    block = generated_block(results)
+    if START in text and END in text:
+        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    markdown.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("work", type=Path, help="the folder holding one folder per run")
-    parser.add_argument("--gpu", default="-", help="the GPU's name, for the table")
+    parser.add_argument("--gpu", default=None, help="the GPU's name: print the GPU runs' table")
+    parser.add_argument("--write", type=Path, default=None, help="RESULTS.md whose generated block is replaced")
+    parser.add_argument("--data", type=Path, default=Path("data/small"), help="the data the runs were scored on")
     args = parser.parse_args(argv)
-    print(table(args.work, args.gpu))
+    if args.gpu is not None:
+        print(table(args.work, args.gpu))
+        return 0
+    if args.write:
+        write_results(args.work, args.write)
+        if (args.data / "hidden").is_dir():
+            write_baseline_specs(args.work, args.data)
+    else:
+        print(generated_block(args.work))
     return 0
 
 

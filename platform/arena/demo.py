@@ -4,6 +4,8 @@ hidden labels, plus demo accounts. Run by `make demo` (which generates DATA in a
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -79,7 +81,53 @@ def demo(data: Path):
         session.commit()
         if email.startswith("alice") and teams.user_team(session, user, challenge) is None:
             teams.create_team(session, user, challenge, "Team Alice", True)
+    organizer = session.scalar(select(User).where(User.email == DEMO_USERS[0][0]))
+    for line in post_reference_baselines(session, organizer, challenge, data, RESULTS):
+        click.echo(line)
     click.echo(f"demo challenge '{challenge.slug}' loaded from {data}")
     click.echo(f"test lists for participants: {data}/icartoonface_rectest_det.txt and {data}/icartoonface_dettest/")
     for email, organizer in DEMO_USERS:
         click.echo(f"  login {email} / {DEMO_PASSWORD}{' (organizer)' if organizer else ''}")
+
+
+# The reference runs of baselines/RESULTS.md: their committed submissions (recognition: float16 .npy.gz, detection:
+# CSV) are posted as baseline rows when the demo data is the data they were predicted on (`small`, seed 0).
+RESULTS = Path(__file__).resolve().parents[2] / "baselines" / "results"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def post_reference_baselines(session, organizer, challenge, data: Path, results: Path = RESULTS) -> list[str]:
+    """Post every `results/<run>/baseline.json` run (its submission file) once as a baseline row of the `dev` phase;
+    scored by the worker like any submission. Returns lines to print (what was posted or why not)."""
+    from .models import Submission
+    from .services import admin, submissions
+
+    dataset = results / "dataset.json"
+    if not dataset.exists():
+        return []
+    expected = json.loads(dataset.read_text())
+    for name, digest in expected["hidden_sha256"].items():
+        if not (data / "hidden" / name).exists() or _sha256(data / "hidden" / name) != digest:
+            return [f"baseline rows not posted: {data} is not the data of {results} ({expected['data']})"]
+    lines = []
+    for spec_path in sorted(results.glob("*/baseline.json")):
+        spec = json.loads(spec_path.read_text())
+        phase, track = submissions.phase_and_track(session, challenge, "dev", spec["track"])
+        posted = session.scalar(
+            select(Submission).where(
+                Submission.phase_id == phase.id,
+                Submission.track_id == track.id,
+                Submission.is_baseline.is_(True),
+                Submission.baseline_name == spec["name"],
+            )
+        )
+        if posted is not None:
+            continue
+        file = spec_path.parent / spec["file"]
+        with open(file, "rb") as stream:
+            admin.post_baseline(session, organizer, phase, track, stream, file.name, spec["name"], spec["note"])
+        lines.append(f"  baseline row '{spec['name']}' posted ({spec['track']}, {file.relative_to(results.parent)})")
+    return lines

@@ -22,7 +22,8 @@ NAMES = tuple(f"id{i:03d}" for i in range(30))
 COUNTS = np.random.default_rng(0).integers(2, 10, size=len(NAMES))
 LABELS = np.repeat(np.arange(len(NAMES)), COUNTS)
 IMAGES = tuple(
-    f"{NAMES[label]}/{k:04d}.jpg" for label, k in zip(LABELS, np.concatenate([np.arange(c) for c in COUNTS]))
+    f"{NAMES[label]}/{k:04d}.jpg"
+    for label, k in zip(LABELS, np.concatenate([np.arange(c) for c in COUNTS]), strict=True)
 )
 
 
