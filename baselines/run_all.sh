@@ -9,7 +9,12 @@
 #                                                  # resumable: a finished run (scores.json) is skipped, a cut one
 #                                                  # resumes from its checkpoint; results go to baselines/results/
 #   bash baselines/run_all.sh cpu-report           # RESULTS.md's table from baselines/results/ (run at the end too)
-# On a GPU the same script runs the paper-scale protocol (base.yaml: DenseNet-169 at 112 x 112, 40 epochs).
+#   bash baselines/run_all.sh table                # `cpu` where there is no GPU; on a GPU the same runs with the
+#                                                  # paper-scale protocol (base.yaml: DenseNet-169 at 112 x 112, 40
+#                                                  # epochs; detection centernet_r18), one at a time, results in
+#                                                  # baselines/results/gpu/ (machine.txt names the GPU; untested:
+#                                                  # no GPU was available when it was written)
+# The stages below are the older GPU path, one stage group per call of the device tool:
 # Written for the GPU machine (H100, python3 with torch, numpy, pillow, tqdm, pyyaml; no network), run from the
 # repository root:
 #
@@ -98,9 +103,10 @@ stage_report() {
 
 
 # ------------------------------------------------------------------------------------------------ the CPU table
-# One line per run: run-name experiment-config seed [overrides...]. Seed 0 of every method first (the full model
-# after softmax: it starts from that run), the detection baseline, then more seeds for the spread, then the float32
-# check of bf16. Rows that finished are skipped, so the order is also the priority when time is short.
+# One line per run: run-name experiment-config seed [overrides...]. Seed 0 of every method first, with a second
+# softmax seed (the spread) and the detection baseline among them (the full model waits for the softmax run of its
+# seed: it starts from it), then more seeds, then the float32 check of bf16. Rows that finished are skipped, so
+# the order is also the priority when time is short.
 CPU_RUNS="
 softmax-seed0 softmax 0
 arcface-seed0 arcface 0
@@ -108,11 +114,11 @@ cosface-seed0 cosface 0
 sphereface-seed0 sphereface 0
 combined-seed0 combined 0
 focal_arcface-seed0 focal_arcface 0
+softmax-seed1 softmax 1
+detection-seed0 detection 0
 inter_fusion-seed0 inter_fusion 0
 intra_fusion-seed0 intra_fusion 0
 full_model-seed0 full_model 0
-detection-seed0 detection 0
-softmax-seed1 softmax 1
 arcface-seed1 arcface 1
 softmax-seed2 softmax 2
 arcface-seed2 arcface 2
@@ -130,6 +136,11 @@ intra_fusion-seed1 intra_fusion 1
 inter_fusion-seed1 inter_fusion 1
 "
 CPU_DATA=${CPU_DATA:-data/small}
+LAYER=baselines/configs/cpu.yaml  # the CPU protocol layer (empty on a GPU: base.yaml's protocol)
+DET_CONFIG=centernet_r18_cpu
+THREADS=1
+GPU_NAME=$(${PY:-python3} -c "import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" \
+  2>/dev/null || true)
 CPU_WORK=${CPU_WORK:-runs/baselines_cpu}
 CPU_RESULTS=${CPU_RESULTS:-baselines/results}
 JOBS=${JOBS:-2}
@@ -141,6 +152,11 @@ say() { echo "[$(date -u +%H:%M:%S)] $*"; }
 
 cpu_machine() {
   mkdir -p "$CPU_RESULTS"
+  if [ -n "$GPU_NAME" ]; then
+    { echo "gpu: $GPU_NAME, $JOBS run at a time"; $PY -c "import torch; print('torch', torch.__version__)"; } \
+      > "$CPU_RESULTS/machine.txt"
+    return
+  fi
   { echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores, $JOBS runs at a time, 1 thread each"
     $PY -c "import torch, platform; print('torch', torch.__version__, '| python', platform.python_version())"
   } > "$CPU_RESULTS/machine.txt"
@@ -156,17 +172,17 @@ import sys
 from starter_kit.data import load_faces
 if __name__ == '__main__':
     for split in ('rectrain', 'auxiliary', 'rectest'):
-        load_faces(sys.argv[1], split, size=64, enlarge_rate=1.0, cache_dir=sys.argv[2], workers=2)
-" "$CPU_DATA" "$CPU_WORK/cache"
+        load_faces(sys.argv[1], split, size=int(sys.argv[3]), enlarge_rate=1.0, cache_dir=sys.argv[2], workers=2)
+" "$CPU_DATA" "$CPU_WORK/cache" "$([ -n "$GPU_NAME" ] && echo 112 || echo 64)"
 }
 
 cpu_detection() {  # the detection baseline on the synthetic scenes: train, predict the test images, score
   local dir=$1 res=$2 gt="$CPU_DATA/hidden/personai_icartoonface_detval.csv" resume=()
   [ -f "$dir/last.pt" ] && resume=(--resume)
-  OMP_NUM_THREADS=1 /usr/bin/time -f "%U %S" -o "$dir.time" $PY -m starter_kit.train_detection \
-    --config centernet_r18_cpu --data "$CPU_DATA" --out "$dir" --no-progress ${resume[@]+"${resume[@]}"} $DET_EXTRA \
+  OMP_NUM_THREADS=$THREADS /usr/bin/time -f "%U %S" -o "$dir.time" $PY -m starter_kit.train_detection \
+    --config "$DET_CONFIG" --data "$CPU_DATA" --out "$dir" --no-progress ${resume[@]+"${resume[@]}"} $DET_EXTRA \
     > "$dir.log" 2>&1 || return 1
-  OMP_NUM_THREADS=1 $PY -m starter_kit.predict_detection --checkpoint "$dir/best.pt" --data "$CPU_DATA" \
+  OMP_NUM_THREADS=$THREADS $PY -m starter_kit.predict_detection --checkpoint "$dir/best.pt" --data "$CPU_DATA" \
     --out "$dir/submission.csv" --labels "$gt" --workers 0 --no-progress >> "$dir.log" 2>&1 || return 1
   $PY -m scorer detection "$gt" "$dir/submission.csv" --json > "$dir/scores.tmp" || return 1
   mv "$dir/scores.tmp" "$dir/scores.json"
@@ -192,12 +208,12 @@ cpu_one() {  # run-name config seed [overrides...]: train (or resume), predict f
     say "done $name in $((SECONDS - started)) s: $(tr -d '\n' < "$res/scores.json" | head -c 160)"
     return 0
   fi
-  if ! OMP_NUM_THREADS=1 $PY -m starter_kit.train "baselines/configs/$config.yaml" baselines/configs/cpu.yaml \
+  if ! OMP_NUM_THREADS=$THREADS $PY -m starter_kit.train "baselines/configs/$config.yaml" $LAYER \
       "name=$name" "seed=$seed" "data.root=$CPU_DATA" "data.cache_dir=$CPU_WORK/cache" "runtime.run_dir=$dir" \
       ${extra[@]+"${extra[@]}"} "$@" $CPU_EXTRA > "$dir.log" 2>&1; then
     say "FAILED $name (log: $dir.log)"; return 1
   fi
-  OMP_NUM_THREADS=1 $PY -m starter_kit.predict --checkpoint "$dir/checkpoint.pt" --data "$CPU_DATA" \
+  OMP_NUM_THREADS=$THREADS $PY -m starter_kit.predict --checkpoint "$dir/checkpoint.pt" --data "$CPU_DATA" \
     --out "$dir/features.npy.gz" --cache-dir "$CPU_WORK/cache" >> "$dir.log" 2>&1 \
     && $PY -m scorer recognition "$CPU_DATA/hidden/icartoonface_rectest_info.txt" "$dir/features.npy.gz" \
       --verification-pairs "$CPU_DATA/hidden/icartoonface_verification_pairs.txt" --json > "$dir/scores.tmp" \
@@ -211,6 +227,14 @@ cpu_one() {  # run-name config seed [overrides...]: train (or resume), predict f
 
 stage_cpu() {
   if [ "$PY" = python3 ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
+  # `table` on a machine with a GPU: the paper-scale protocol (base.yaml alone: DenseNet-169 at 112 x 112, 40 epochs;
+  # the detection baseline's centernet_r18), one run at a time, into baselines/results/gpu/ with the GPU named
+  if [ "${1:-cpu}" = table ] && [ -n "$GPU_NAME" ]; then
+    LAYER="" DET_CONFIG=centernet_r18 THREADS=${THREADS:-8} JOBS=1 CPU_RESULTS=${CPU_RESULTS_GPU:-baselines/results/gpu}
+    CPU_WORK=${CPU_WORK_GPU:-runs/baselines_gpu}
+  else
+    GPU_NAME=""
+  fi
   mkdir -p "$CPU_WORK" "$CPU_RESULTS"
   cpu_machine
   cpu_data
@@ -232,7 +256,11 @@ stage_cpu() {
 
 stage_cpu_report() {
   if [ "$PY" = python3 ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
-  $PY baselines/results_table.py "$CPU_RESULTS" --write baselines/RESULTS.md
+  if [ "$CPU_RESULTS" -ef baselines/results ]; then  # the committed CPU table
+    $PY baselines/results_table.py "$CPU_RESULTS" --write baselines/RESULTS.md --data "$CPU_DATA"
+  else  # other results (the GPU runs, a dry run): their block, to paste into RESULTS.md next to the CPU one
+    $PY baselines/results_table.py "$CPU_RESULTS" | tee "$CPU_RESULTS/results_block.md"
+  fi
 }
 
 main() {
@@ -244,7 +272,8 @@ while [ $# -gt 0 ]; do
     run) shift; while [ $# -gt 0 ] && [[ " $ALL " == *" $1 "* ]]; do run_one "$1"; shift; done; continue ;;
     bench) stage_bench ;;
     report) stage_report ;;
-    cpu) stage_cpu ;;
+    cpu) stage_cpu cpu ;;
+    table) stage_cpu table ;;
     cpu-report) stage_cpu_report ;;
     all) stage_check; stage_data; for n in $ALL; do run_one "$n"; done; stage_bench; stage_report ;;
     *) echo "unknown stage '$1': cpu, cpu-report, check, data, run NAME..., bench, report, all (NAME: $ALL)"; exit 2 ;;

@@ -8,7 +8,8 @@ Four measurements with the same model, batch and step function (`starter_kit.tra
 - ceiling_eager / ceiling_compiled: a random uint8 batch that already sits on the GPU, reused every step (the data
   pipeline removed);
 - pipeline_eager / pipeline_compiled: batches from the kit's loader over facedata's packed cache (loader processes,
-  pinned memory, host-to-device copy), as train.py runs them.
+  pinned memory, host-to-device copy), as train.py runs them;
+- loader_alone: the loader's batches with no step at all (an upper bound of what the pipeline can cost).
 
 The target of issue 7 is pipeline_compiled >= 80 % of ceiling_compiled. Prints a table and one JSON line.
 
@@ -129,6 +130,10 @@ def run(args) -> dict:
             pipeline.append(_measure(step, batches, args.steps, warmup if round_ == 0 else 1, device, args.batch))
         results[f"ceiling_{mode}"] = statistics.median(ceiling)
         results[f"pipeline_{mode}"] = statistics.median(pipeline)
+    fetch_started = time.perf_counter()  # the loader alone: the pipeline's own cost, whatever the machine's load
+    for _ in range(args.steps):
+        next(batches)
+    results["loader_alone"] = args.steps * args.batch / (time.perf_counter() - fetch_started)
     last = modes[-1]
     return {
         "backbone": args.backbone,

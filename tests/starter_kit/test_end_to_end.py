@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from scorer.formats import read_features, read_recognition_labels
 from scorer.recognition import evaluate_recognition
@@ -117,7 +119,7 @@ NOT_TRAINED_ELSEWHERE = ["combined.yaml", "focal_arcface.yaml", "intra_fusion.ya
 
 
 def test_every_reference_config_is_trained_by_some_test():
-    experiments = {p.name for p in CONFIGS.glob("*.yaml")} - {"base.yaml", "cpu_smoke.yaml"}
+    experiments = {p.name for p in CONFIGS.glob("*.yaml")} - {"base.yaml", "cpu_smoke.yaml", "cpu.yaml"}  # layers
     trained = {"arcface.yaml", "cosface.yaml", "softmax.yaml", "full_model.yaml", "inter_fusion.yaml"}
     assert experiments == trained | set(NOT_TRAINED_ELSEWHERE)
 
@@ -275,3 +277,43 @@ def test_gpu_script_runs_a_config_end_to_end_and_writes_the_results_table(mini_d
     assert {p.name for p in collected.iterdir()} == {"config.yaml", "metrics.csv", "train.log", "scores.json", "wall_s"}
     table = (tmp_path / "out" / "results_table.md").read_text()
     assert table.splitlines()[2].startswith("| softmax | ")
+
+
+# ------------------------------------------------------------------------------------------ the CPU path
+
+
+@pytest.mark.slow
+def test_sphereface_lambda_reaches_its_floor_at_the_end_of_any_run(mini_dataset, tmp_path):
+    run_dir = tmp_path / "runs" / "sphereface"
+    cfg = _cfg("sphereface.yaml", mini_dataset, run_dir, "optim.epochs=2", "runtime.threads=1")
+    train_mod.train(cfg)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)["model"]
+    total = int(state["objective.margin.total_steps"])
+    assert total > 0 and int(state["objective.margin.iteration"]) == total  # every step of the run counted
+    assert torch.get_num_threads() == 1
+    from baselines.losses import SphereFace
+
+    loss = SphereFace()
+    loss.load_state_dict({k.removeprefix("objective.margin."): v for k, v in state.items() if "objective.margin." in k})
+    assert float(loss.lam) == pytest.approx(5.0)  # the paper's end point, after only a handful of steps
+
+
+def test_compact_float16_submission_is_read_back_exactly(tmp_path):
+    feats = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    for name in ("f.npy", "f.npy.gz"):
+        predict_mod.write_compact_features(tmp_path / name, feats)
+        back = read_features(tmp_path / name, 40)
+        assert back.dtype == np.float64 and np.array_equal(back, feats.astype(np.float16).astype(np.float64))
+    data = (tmp_path / "f.npy.gz").read_bytes()
+    assert gzip.decompress(data) == (tmp_path / "f.npy").read_bytes()
+    predict_mod.write_compact_features(tmp_path / "g.npy.gz", feats)
+    assert (tmp_path / "g.npy.gz").read_bytes() == data  # the same bytes every time (mtime 0)
+
+
+def test_cpu_protocol_layer_is_one_thread_bf16_and_no_loader_processes():
+    cfg = load_config(
+        [CONFIGS / "arcface.yaml", CONFIGS / "cpu.yaml"], defaults=train_mod.DEFAULTS, open=train_mod.OPEN_SECTIONS
+    )
+    assert cfg["runtime"]["threads"] == 1 and cfg["runtime"]["bf16"] and cfg["data"]["workers"] == 0
+    assert cfg["model"]["backbone"] == "resnet18" and cfg["loss"]["name"] == "arcface"
