@@ -51,6 +51,7 @@ HEADER = (
     "|---|---|---|---|---|---|---|---|---|---|"
 )
 START, END = "<!-- generated: baselines/results_table.py -->", "<!-- end of generated -->"
+LINK = "results/"  # the run folders, relative to baselines/RESULTS.md
 HIDDEN = ("icartoonface_rectest_info.txt", "icartoonface_verification_pairs.txt", "personai_icartoonface_detval.csv")
 
 
@@ -165,7 +166,7 @@ def per_run_table(runs: dict[str, list[dict]]) -> str:
         for r in items:
             s = r["scores"]
             lines.append(
-                f"| [{r['dir'].name}]({r['dir'].name}/) | {_pct(s['rank1'])} | {_pct(s['cmc']['5'])} | "
+                f"| [{r['dir'].name}]({LINK}{r['dir'].name}/) | {_pct(s['rank1'])} | {_pct(s['cmc']['5'])} | "
                 f"{_pct(s['cmc']['10'])} | {_pct(s['verification_accuracy'])} | {_pct(s['verification_auc'])} | "
                 f"{_pct(_val(r))} |"
             )
@@ -236,7 +237,7 @@ def detection_table(results: Path) -> str:
         [
             "| run | ap50 | COCO AP | AP75 | AP small | AP medium | AP large | AR@100 | epochs | images/s | CPU s |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
-            f"| [detection-seed0](detection-seed0/) | {_pct(s['ap50'])} | {_pct(s['coco_ap'])} | "
+            f"| [detection-seed0]({LINK}detection-seed0/) | {_pct(s['ap50'])} | {_pct(s['coco_ap'])} | "
             f"{_pct(s['coco_ap75'])} | {_pct(s['coco_ap_small'])} | {_pct(s['coco_ap_medium'])} | "
             f"{_pct(s['coco_ap_large'])} | {_pct(s['coco_ar100'])} | {len(epochs)} | {speed:.1f} | {cpu} |",
         ]
@@ -245,7 +246,8 @@ def detection_table(results: Path) -> str:
 
 def generated_block(results: Path) -> str:
     runs = recognition_runs(results)
-    machine = (results / "machine.txt").read_text().strip() if (results / "machine.txt").exists() else "-"
+    machine_file = results / "machine.txt"
+    machine = "; ".join(machine_file.read_text().split("\n")).strip("; ") if machine_file.exists() else "-"
     return "\n\n".join(
         [
             START,
