@@ -146,13 +146,19 @@ def unit_rows(x: np.ndarray, dtype=np.float64, *, overwrite: bool = False) -> np
     a power of two. overwrite=True lets a float64 x (a fresh gather) be normalised in place."""
     x = np.asarray(x, dtype=np.float64) if overwrite else np.array(x, dtype=np.float64)
     with np.errstate(over="ignore", under="ignore"):  # such rows are found and rescaled just below
-        norms = np.linalg.norm(x, axis=1)
+        norms = _row_norms(x)
     extreme = ~((norms > 2.0**-400) & (norms < 2.0**400))
     if extreme.any():
         x[extreme] = _power_of_two_scaled(x[extreme])
-        norms[extreme] = np.linalg.norm(x[extreme], axis=1)
+        norms[extreme] = _row_norms(x[extreme])
     x /= norms[:, None]
     return x.astype(dtype, copy=False)
+
+
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    """float64 (n,): the Euclidean norm of each row of x (n, d), by one einsum (np.linalg.norm squares into an
+    (n, d) temporary first: 30 times slower at the official size). Any summation order is within the bound."""
+    return np.sqrt(np.einsum("ij,ij->i", x, x))
 
 
 # --------------------------------------------------------------------------------------------------- distractors

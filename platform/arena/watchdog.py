@@ -221,14 +221,15 @@ def run_worker(app: Flask, *, burst: bool = False, watchdog_every: float = 30.0,
     connections (a pooled connection must never be shared across a fork)."""
     import os
 
-    from rq import SimpleWorker, Worker
+    from rq import SimpleWorker
 
     from . import queue
+    from .jobs import ScoringWorker
 
     engine = app.extensions["arena.engine"]
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     if watchdog_every > 0 and not burst:
         start_thread(app, watchdog_every)
-    worker_class = SimpleWorker if simple else Worker
+    worker_class = SimpleWorker if simple else ScoringWorker  # it parses hidden labels once per process
     with app.app_context():
         worker_class([queue.queue(app)], connection=queue.connect(app)).work(burst=burst)
