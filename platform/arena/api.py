@@ -8,7 +8,7 @@ import datetime as dt
 import io
 import json
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
@@ -17,9 +17,10 @@ from .auth import api_user, current_user
 from .db import get_session
 from .errors import ArenaError, Forbidden, Invalid, NotFound
 from .extensions import limiter, login_limit, upload_limit
-from .leaderboard import cached_leaderboard, memo, rank_history
+from .leaderboard import memo, rank_history
 from .models import Challenge, Phase, Submission, Team, Track, utcnow
 from .services import accounts, admin, submissions, teams
+from .standings import stored_leaderboard
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -271,8 +272,7 @@ def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
     user = current_user()
     if split == "private" and not phase.private_visible(utcnow()) and not (user and user.is_organizer):
         raise Forbidden("the private leaderboard is hidden until the phase ends")
-    max_age = current_app.config["LEADERBOARD_CACHE_SECONDS"]
-    return phase, track, cached_leaderboard(session, phase, track, split, max_age)
+    return phase, track, stored_leaderboard(session, phase, track, split)
 
 
 def board_rows(board) -> list[dict]:

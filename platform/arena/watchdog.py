@@ -25,7 +25,7 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import audit, metrics, notify, orphans, states
+from . import audit, metrics, notify, orphans, standings, states
 from .db import new_session
 from .models import Submission, utcnow
 
@@ -107,6 +107,7 @@ def _move(session: Session, sub: Submission, new: str, seen_heartbeat, reason: s
         return False
     before = sub.state
     session.refresh(sub)
+    standings.touch_submission(session, sub)  # a rescored run that fails leaves the board: a bulk UPDATE
     audit.record(
         session,
         "submission.state",

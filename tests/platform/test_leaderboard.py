@@ -161,20 +161,15 @@ def test_final_picks_are_capped(client, db, board_setup, team_user):
     assert third.status_code == 409 and "at most 2" in third.get_json()["message"]
 
 
-def test_the_board_cache_reuses_a_board_for_max_age_seconds_only(db, board_setup, monkeypatch):
-    from arena import leaderboard as lb
+def test_a_stored_board_is_reused_until_it_changes_and_never_stale(db, board_setup):
+    from arena.standings import stored_leaderboard
 
     _c, phase, track, (a, b, _c2) = board_setup
     _finished(db, a, phase, track, 0.5, 0.5, 1)
-    clock = [1000.0]
-    monkeypatch.setattr(lb.time, "monotonic", lambda: clock[0])
-    first = lb.cached_leaderboard(db, phase, track, "public", max_age=5)
+    first = stored_leaderboard(db, phase, track, "public")
+    assert stored_leaderboard(db, phase, track, "public") is first, "one version, one Board (renderings memoised)"
     _finished(db, b, phase, track, 0.9, 0.9, 2)
-    clock[0] += 4
-    assert lb.cached_leaderboard(db, phase, track, "public", max_age=5) is first
-    clock[0] += 2
-    assert [r.name for r in lb.cached_leaderboard(db, phase, track, "public", max_age=5).rows] == ["Team 1", "Team 0"]
-    assert len(lb.cached_leaderboard(db, phase, track, "public", max_age=0).rows) == 2
+    assert [r.name for r in stored_leaderboard(db, phase, track, "public").rows] == ["Team 1", "Team 0"]
 
 
 def test_final_picks_close_when_the_phase_ends(client, db, board_setup, team_user):
