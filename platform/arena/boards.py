@@ -1,13 +1,16 @@
 """The leaderboards over HTTP, shared by the API (api.py) and the pages (web.py): the visibility check of the
-private split and the board as JSON or CSV, each serialised once per cached board."""
+private split, the board as JSON or CSV, each serialised once per stored board version, and conditional GETs: every
+board response carries a weak ETag made of the stored standings' version (and of what else its body depends on),
+and a request whose If-None-Match holds it is answered 304 with no body."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 
-from flask import Response
+from flask import Response, request, session
 from sqlalchemy import select
 
 from .auth import current_user
@@ -55,16 +58,39 @@ def board_rows(board) -> list[dict]:
 
 
 def json_board(board) -> Response:
-    """The board as JSON, serialised once per cached board."""
+    """The board as JSON, serialised once per stored version; conditional on its ETag."""
     body = memo(
         board, "json", lambda: json.dumps({"split": board.split, "metric": board.metric, "rows": board_rows(board)})
     )
-    return Response(body, mimetype="application/json")
+    return conditional(Response(body, mimetype="application/json"), board, "json")
 
 
 def csv_response(board, filename: str) -> Response:
     body = memo(board, "csv", lambda: _csv_text(board))
-    return Response(body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    response = Response(
+        body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+    return conditional(response, board, "csv", filename)
+
+
+def conditional(response: Response, board, *depends_on) -> Response:
+    """Set the board response's ETag (weak: the body is equivalent, not byte-stable across processes' renderings)
+    from the board's stored version and `depends_on` (the format; for a page, the viewer), and turn it into a 304
+    when the request's If-None-Match matches. A board without a version (read inside a writing transaction) and a
+    page carrying flashed messages get no ETag."""
+    if not board.version or session.get("_flashes"):
+        return response
+    tag = hashlib.sha256(repr((board.version, *depends_on)).encode()).hexdigest()[:24]
+    response.set_etag(tag, weak=True)
+    response.headers["Cache-Control"] = "no-cache"  # a client may keep it, and must revalidate every time
+    return response.make_conditional(request)
+
+
+def conditional_page(board, html: str, viewer, team, private_visible: bool) -> Response:
+    """The leaderboard page (its HTML) as a conditional response: its ETag also names what the page shows beside
+    the board (the viewer, the viewer's team, whether the private split is visible)."""
+    who = (viewer.id if viewer else None, team.id if team else None, private_visible)
+    return conditional(Response(html, mimetype="text/html"), board, "html", *who)
 
 
 def _csv_text(board) -> str:

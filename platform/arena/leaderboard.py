@@ -37,6 +37,9 @@ class Board:
     split: str
     metric: str
     rows: tuple[Row, ...]
+    # the stored standings' version it was read at ("" when computed or read inside a writing transaction): what
+    # the HTTP layer's ETag is made of; not part of the board's value
+    version: str = field(default="", compare=False)
 
 
 def _eligible(phase: Phase, track: Track):

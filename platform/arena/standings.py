@@ -21,11 +21,13 @@ module keeps its result stored, team by team, in the same transaction as every c
 
 Reads (`stored_leaderboard`) check the board's version (a primary-key lookup) and reuse the Board built for that
 version in this process, else read the rows; ranks are counted on read. Nothing expires by time: a board is
-rebuilt exactly when its version changed.
+rebuilt exactly when its version changed. `Board.version` (a digest of it) is the boards' HTTP ETag (boards.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import threading
 
@@ -274,7 +276,8 @@ def stored_leaderboard(session: Session, phase: Phase, track: Track, split: str 
     with _CACHE_LOCK:
         board = _BOARD_CACHE.get(key)
     if board is None:
-        board = _read(session, phase, track, split)
+        tag = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+        board = dataclasses.replace(_read(session, phase, track, split), version=tag)
         with _CACHE_LOCK:
             if len(_BOARD_CACHE) >= _BOARD_CACHE_SIZE:
                 _BOARD_CACHE.clear()

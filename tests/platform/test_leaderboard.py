@@ -207,3 +207,39 @@ def test_a_cached_board_is_rendered_once_and_the_page_still_marks_my_team(client
     client.post("/login", data={"email": "alice@example.com", "password": "correct horse battery"})
     page = client.get("/c/tiny/dev/detection/leaderboard").get_data(as_text=True)
     assert f'tr[data-team="{team.id}"]' in page and f'data-team="{team.id}"' in page
+
+
+def test_the_board_api_and_page_answer_304_until_the_board_changes(client, db, board_setup, team_user):
+    _c, phase, track, (a, b, _c2) = board_setup
+    _finished(db, a, phase, track, 0.5, 0.5, 1)
+    api = "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard"
+    first = client.get(api)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag.startswith('W/"')
+    again = client.get(api, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b""
+    csv_tag = client.get(api + "?format=csv").headers["ETag"]
+    assert csv_tag != etag, "each format has its own tag"
+    page = client.get("/c/tiny/dev/detection/leaderboard")
+    assert (
+        client.get("/c/tiny/dev/detection/leaderboard", headers={"If-None-Match": page.headers["ETag"]}).status_code
+        == 304
+    )
+    client.post("/login", data={"email": "alice@example.com", "password": "correct horse battery"})
+    mine = client.get("/c/tiny/dev/detection/leaderboard", headers={"If-None-Match": page.headers["ETag"]})
+    assert mine.status_code == 200, "a signed-in viewer sees their team marked: another page, another tag"
+    _finished(db, b, phase, track, 0.9, 0.9, 2)
+    changed = client.get(api, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert [r["name"] for r in changed.get_json()["rows"]] == ["Team 1", "Team 0"]
+
+
+def test_the_openapi_document_declares_the_boards_304():
+    from arena import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": "sqlite://"})
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    (operation,) = [
+        paths["get"] for path, paths in document["paths"].items() if path.endswith("/tracks/{track_slug}/leaderboard")
+    ]
+    assert "304" in operation["responses"]
