@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -225,7 +226,7 @@ def make_labels(folder: Path) -> tuple[Path, Path, Path]:
 def wrk(url: str, duration: int, connections: int, threads: int = 2, headers: tuple[str, ...] = ()) -> dict:
     extra = [arg for header in headers for arg in ("-H", header)]
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", *extra, url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency", *extra, url],
         capture_output=True,
         text=True,
         check=True,
@@ -236,12 +237,25 @@ def wrk(url: str, duration: int, connections: int, threads: int = 2, headers: tu
         return float(value) * {"us": 1e-3, "ms": 1, "s": 1e3}[unit]
 
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    timeouts = re.search(r"timeout (\d+)", out)
+    if not re.search(r"^\s+50%", out, re.M):  # nothing completed within the run
+        return {"rps": 0.0, "p50_ms": None, "p99_ms": None, "non_2xx": 0, "timeouts": int(timeouts.group(1))}
     return {
+        "timeouts": int(timeouts.group(1)) if timeouts else 0,
+        "bytes_per_response": _bytes_per_response(out),
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50_ms": ms("50%"),
         "p99_ms": ms("99%"),
         "non_2xx": int(errors.group(1)) if errors else 0,
     }
+
+
+def _bytes_per_response(out: str) -> float | None:
+    found = re.search(r"(\d+) requests in [\d.]+\w+, ([\d.]+)(B|KB|MB|GB) read", out)
+    if not found:
+        return None
+    count, size, unit = int(found.group(1)), float(found.group(2)), found.group(3)
+    return size * {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30}[unit] / max(count, 1)
 
 
 def rss_kib(pid: int) -> int:
@@ -281,14 +295,14 @@ def start_gunicorn(env: dict, workers: int, base: str) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
-def measure(url: str, args, cookie: str | None = None) -> dict:
-    headers = (f"Cookie: {cookie}",) if cookie else ()
+def measure(url: str, args, cookie: str | None = None, headers: tuple[str, ...] = (), expect: str = "200") -> dict:
+    headers = ((f"Cookie: {cookie}",) if cookie else ()) + headers
     curl_headers = [arg for header in headers for arg in ("-H", header)]
     warm = subprocess.run(  # warm: imports, the board built for its version; and the status wrk does not check
         ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *curl_headers, url], capture_output=True, text=True
     )
-    if warm.stdout != "200":
-        raise RuntimeError(f"{url} answers {warm.stdout}, not 200")
+    if warm.stdout != expect:
+        raise RuntimeError(f"{url} answers {warm.stdout}, not {expect}")
     result = wrk(url, args.duration, args.connections, headers=headers)
     print(url, result, flush=True)
     return result
@@ -333,17 +347,23 @@ def main() -> None:
     }
     try:
         gunicorn = start_gunicorn(env, args.workers, base)
-        for name, path, cookie in (
-            ("hello", "/healthz", None),
-            ("board_page", board, None),
-            ("board_api", api, None),
-            ("admin_challenge", f"/admin/c/{info['slug']}", info["cookie"]),
-            ("admin_audit", "/admin/audit", info["cookie"]),
-            ("hello_after", "/healthz", None),
+        etag = requests.get(base + api, timeout=30).headers["ETag"]
+        gz = ("Accept-Encoding: gzip",)
+        for name, path, cookie, headers, expect in (
+            ("hello", "/healthz", None, (), "200"),
+            ("board_page", board, None, (), "200"),
+            ("board_api", api, None, (), "200"),
+            ("board_api_gzip", api, None, gz, "200"),  # what browsers and most clients send
+            ("board_api_304", api, None, (f"If-None-Match: {etag}",), "304"),  # a client revalidating its copy
+            ("admin_challenge", f"/admin/c/{info['slug']}", info["cookie"], (), "200"),
+            ("admin_audit", "/admin/audit", info["cookie"], (), "200"),
+            ("hello_after", "/healthz", None, (), "200"),
         ):
-            results[name] = measure(base + path, args, cookie)
-        for name in ("board_page", "board_api", "admin_challenge", "admin_audit"):
-            results[name]["rps_ratio_to_hello"] = results[name]["rps"] / results["hello"]["rps"]
+            results[name] = measure(base + path, args, cookie, headers, expect)
+        hello = (results["hello"]["rps"] + results["hello_after"]["rps"]) / 2
+        results["hello_mean_rps"] = hello
+        for name in ("board_page", "board_api", "board_api_gzip", "board_api_304", "admin_challenge", "admin_audit"):
+            results[name]["rps_ratio_to_hello"] = results[name]["rps"] / hello
         if not args.skip_uploads:
             sys.path.insert(0, str(ROOT))
             from starter_kit.submit import Client

@@ -243,3 +243,22 @@ def test_the_openapi_document_declares_the_boards_304():
         paths["get"] for path, paths in document["paths"].items() if path.endswith("/tracks/{track_slug}/leaderboard")
     ]
     assert "304" in operation["responses"]
+
+
+def test_a_large_board_is_sent_gzip_compressed_to_a_client_that_accepts_it(client, db, board_setup, monkeypatch):
+    import gzip
+    import json
+
+    from arena import boards
+
+    monkeypatch.setattr(boards, "GZIP_MIN_BYTES", 10)  # three rows stand for the 5,000 of a real board
+    _c, phase, track, teams_ = board_setup
+    for minute, team in enumerate(teams_):
+        _finished(db, team, phase, track, 0.1 * (minute + 1), 0.5, minute)
+    api = "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard"
+    plain = client.get(api)
+    packed = client.get(api, headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers and packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert json.loads(gzip.decompress(packed.get_data())) == plain.get_json()
+    assert packed.headers["ETag"] == plain.headers["ETag"], "a weak tag: the same board either way"
