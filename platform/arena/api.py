@@ -32,7 +32,7 @@ from .auth import api_user
 from .contract import Body, Error, FormText, Model, RowId, UtcDateTime
 from .db import get_session
 from .errors import ArenaError, Invalid, NotFound
-from .extensions import limiter, login_limit, upload_limit
+from .extensions import limiter, password_form_limits, upload_limit
 from .leaderboard import rank_history
 from .models import Challenge, Phase, Submission, Team, Track, utcnow
 from .services import accounts, admin, submissions, teams
@@ -113,9 +113,7 @@ class TokenIn(Credentials):
 
 
 class Registered(Model):
-    id: int
-    email: str
-    verified: bool
+    message: str
 
 
 class UserOut(Model):
@@ -135,16 +133,16 @@ class TokenPath(Model):
     token_id: int
 
 
-@route("post", "/register", role=PUBLIC, status=201, out=Registered)
-@limiter.limit(login_limit)
+@route("post", "/register", role=PUBLIC, status=202, out=Registered)
+@password_form_limits()
 def register(body: Credentials):
-    """Create an account (a verification link is mailed)."""
-    user = accounts.register(get_session(), body.email, body.password)
-    return {"id": user.id, "email": user.email, "verified": user.verified}, 201
+    """Create an account (a verification link is mailed); the answer is alike whether the email was new."""
+    accounts.register_quietly(get_session(), body.email, body.password)
+    return {"message": accounts.REGISTERED}, 202
 
 
 @route("post", "/tokens", role=PUBLIC, status=201, out=TokenOut)
-@limiter.limit(login_limit)
+@password_form_limits()
 def create_token(body: TokenIn):
     """Exchange email and password for a new API token (it expires; a password reset revokes it)."""
     session = get_session()

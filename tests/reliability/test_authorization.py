@@ -80,7 +80,7 @@ ENDPOINTS = {
         "post",
         "/api/v1/register",
         lambda w, d, role: {"json": {"email": f"new-{role}@example.com", "password": "long enough pass"}},
-        dict.fromkeys(ROLES, 201),
+        dict.fromkeys(ROLES, 202),
     ),
     "token-bad-password": (
         "post",
