@@ -13,8 +13,8 @@ To add an endpoint: declare its models here (or in the service's module when sev
         \"\"\"One line: the operation's summary in the document.\"\"\"
         return things.poke(get_session(), api_user(), path.thing_id, body.strength)   # thin: the service decides
 
-The authorization test (tests/reliability/test_route_table.py) and schemathesis read the generated document, so a
-new route is covered by both without being listed anywhere else.
+The authorization matrix (tests/reliability/test_authorization.py) walks the route table and schemathesis reads
+the generated document, so a new route is covered by both without being listed anywhere else.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import boards
 from .auth import api_user
-from .contract import Body, Error, FormText, Model, RowId, UtcDateTime
+from .contract import Body, Credentials, Error, FormText, Model, RowId, UtcDateTime
 from .db import get_session
 from .errors import ArenaError, Invalid, NotFound
 from .extensions import limiter, password_form_limits, upload_limit
@@ -94,6 +94,9 @@ def _http_error(exc: HTTPException):
     return jsonify({"error": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
 
 
+ROLE_OF[f"{bp.name}.openapi_document"] = PUBLIC
+
+
 @bp.get("/openapi.json", doc_ui=False)
 def openapi_document():
     """The generated OpenAPI document (also at /api/docs/openapi.json, which the interactive docs read)."""
@@ -101,11 +104,6 @@ def openapi_document():
 
 
 # --------------------------------------------------------------------------------------------------- accounts
-
-
-class Credentials(Body):
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=1024)
 
 
 class TokenIn(Credentials):

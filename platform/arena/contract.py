@@ -91,6 +91,13 @@ class Model(BaseModel):
     """Path parameters, queries, multipart forms and the HTML forms."""
 
 
+class Credentials(Body):
+    """An email and a password: the API's /register and /tokens, the pages' login and registration forms."""
+
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+
+
 # --------------------------------------------------------------------------------------------------- errors
 
 _KINDS = {
@@ -161,6 +168,7 @@ def form(model: type[BaseModel], data: Any = None) -> Any:
 __all__ = [
     "Body",
     "ConfigDict",
+    "Credentials",
     "Error",
     "Field",
     "FormId",

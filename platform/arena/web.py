@@ -14,7 +14,7 @@ from sqlalchemy import select
 from . import contract, svg
 from .auth import current_user, log_in, log_out, login_required
 from .boards import board_for, csv_response, json_board
-from .contract import FormId, Model
+from .contract import Credentials, FormId, Model
 from .db import get_session
 from .errors import ArenaError
 from .extensions import limiter, password_form_limits, upload_limit
@@ -76,7 +76,8 @@ def index():
 def register():
     if request.method == "POST":
         try:
-            accounts.register_quietly(get_session(), request.form.get("email", ""), request.form.get("password", ""))
+            form = contract.form(Credentials)
+            accounts.register_quietly(get_session(), form.email, form.password)
         except ArenaError as exc:
             flash(exc.message, "error")
             return render_template("register.html"), exc.status
@@ -92,7 +93,8 @@ def register():
 def login():
     if request.method == "POST":
         try:
-            user = accounts.authenticate(get_session(), request.form.get("email", ""), request.form.get("password", ""))
+            form = contract.form(Credentials)
+            user = accounts.authenticate(get_session(), form.email, form.password)
         except ArenaError as exc:
             flash(exc.message, "error")
             return render_template("login.html"), exc.status

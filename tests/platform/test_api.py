@@ -178,3 +178,27 @@ def test_ids_past_the_integer_range_are_not_found(client, db, team_user, path):
     _user, headers, _team = team_user
     response = client.get(path, headers=headers)
     assert response.status_code == 404 and response.is_json
+
+
+def test_the_interactive_docs_are_served_from_the_installed_package_without_a_cdn(client):
+    import re
+
+    page = client.get("/api/docs", follow_redirects=True)
+    assert page.status_code == 200 and "swagger-ui" in page.get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.get_data(as_text=True))
+    assert assets and not [a for a in assets if "//" in a]  # every asset is relative: served by this app
+    for asset in assets:
+        assert client.get(f"/api/docs/{asset}").status_code == 200, asset
+    assert "/api/docs" in client.get("/").get_data(as_text=True)  # the pages link the docs
+
+
+def test_the_document_is_generated_from_the_models(client):
+    """A route's request model is its document's schema: the types, the required fields and the bounds."""
+    doc = client.get("/api/v1/openapi.json").get_json()
+    body = doc["paths"]["/api/v1/teams/{team_id}/captain"]["post"]["requestBody"]["content"]["application/json"]
+    schema = body["schema"]
+    if "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    assert schema["required"] == ["user_id"]
+    assert schema["properties"]["user_id"]["type"] == "integer"
+    assert schema["properties"]["user_id"]["maximum"] == 2**31 - 1

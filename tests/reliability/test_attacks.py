@@ -295,11 +295,8 @@ def test_registration_answers_alike_whether_the_email_is_known(client, db):
     assert (known.status_code, known.get_json()) == (new.status_code, new.get_json())
 
 
-def test_malformed_json_sent_to_final_is_a_400_and_selects_nothing(app, client, db, data):
-    challenge = load_challenge(db, data)
-    user = make_user(db, "cap@example.com")
-    teams.create_team(db, user, challenge, "Team", True)
-    headers = token_for(db, user)
+def test_malformed_json_sent_to_final_is_a_400_and_selects_nothing(app, client, db, data, team):
+    headers = team[2]
     sub_id = upload(client, headers, data.detection_csv()).get_json()["id"]
     run_worker(app)
     response = client.post(
@@ -310,15 +307,12 @@ def test_malformed_json_sent_to_final_is_a_400_and_selects_nothing(app, client, 
 
 
 def test_a_database_drop_during_the_final_write_keeps_the_score_and_scores_once(
-    app, client, db, data, pg_engine, monkeypatch
+    app, client, db, data, team, pg_engine, monkeypatch
 ):
     from arena import jobs
     from sqlalchemy.orm import Session
 
-    challenge = load_challenge(db, data)
-    user = make_user(db, "cap@example.com")
-    teams.create_team(db, user, challenge, "Team", True)
-    sub_id = upload(client, token_for(db, user), data.detection_csv()).get_json()["id"]
+    sub_id = upload(client, team[2], data.detection_csv()).get_json()["id"]
     scored = []
     real_score = jobs._score
     monkeypatch.setattr(jobs, "_score", lambda *a, **k: scored.append(1) or real_score(*a, **k))
