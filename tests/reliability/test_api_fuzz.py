@@ -91,14 +91,7 @@ def test_no_sequence_of_linked_calls_answers_500(app, callers, caller):
 
     run_state_machine_as_test(
         Machine,
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=8,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        ),
+        settings=settings(max_examples=EXAMPLES, stateful_step_count=8, suppress_health_check=list(HealthCheck)),
     )
 
 
