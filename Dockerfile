@@ -24,4 +24,4 @@ USER arena
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
-CMD ["sh", "-c", "flask --app arena db upgrade && exec gunicorn --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-4} --threads 4 'arena:create_app()'"]
+CMD ["sh", "-c", "flask --app arena db upgrade && exec gunicorn --config python:arena.gunicorn_conf --bind 0.0.0.0:8000 'arena:create_app()'"]
