@@ -11,14 +11,14 @@ RUN useradd --create-home --uid 10001 arena && mkdir -p /data && chown arena /da
 WORKDIR /app
 
 # dependencies first (a layer that survives source edits); the web extra only: no torch in this image
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY scorer/ scorer/
 COPY platform/ platform/
 COPY migrations/ migrations/
 COPY challenges/ challenges/
 RUN mkdir -p facedata baselines starter_kit \
     && touch facedata/__init__.py baselines/__init__.py starter_kit/__init__.py \
-    && pip install '.[web]'
+    && pip install -c constraints.txt '.[web]'
 
 USER arena
 VOLUME ["/data"]
