@@ -1,7 +1,7 @@
 """stored standings: the board rows per phase x track x split, and a version per board
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-02 04:00:00
 
 Self-contained: it creates two new tables and touches none of 0001's. Run `flask --app arena standings rebuild`
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0002"  # was 0001; chained after issue 17's 0002 when main was merged (one head)
 branch_labels = None
 depends_on = None
 
