@@ -215,7 +215,7 @@ def memo(board: Board, kind: str, make):
         return hit[1]
     value = make()
     with _CACHE_LOCK:
-        if len(_MEMO) > 256:
+        if len(_MEMO) > 64:  # a rendering of 5,000 rows is about a megabyte: keep a few boards' worth
             _MEMO.clear()
         _MEMO[key] = (board, value)  # the board is kept alive with it, so its id is not reused meanwhile
     return value

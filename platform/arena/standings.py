@@ -60,7 +60,7 @@ _SUBMISSION_FIELDS = (
 )
 _TEAM_FIELDS = ("status", "hidden", "name", "merged_into_id")
 _PHASE_FIELDS = ("ranking", "final_count")
-_BOARD_CACHE: dict[tuple, lb.Board] = {}
+_BOARD_CACHE: dict[tuple, lb.Board] = {}  # (database, phase, track, split) -> the Board of its current version
 _BOARD_CACHE_SIZE = 256
 _CACHE_LOCK = threading.Lock()
 
@@ -272,14 +272,14 @@ def stored_leaderboard(session: Session, phase: Phase, track: Track, split: str 
     ).first()
     if session.info.get(_TOUCHED) or version is None:  # uncommitted standings, or a board never written
         return _read(session, phase, track, split)
-    key = (str(session.get_bind().url), phase.id, track.id, split, *version)
+    key = (str(session.get_bind().url), phase.id, track.id, split)
+    tag = hashlib.sha256(repr((*key, *version)).encode()).hexdigest()[:20]
     with _CACHE_LOCK:
         board = _BOARD_CACHE.get(key)
-    if board is None:
-        tag = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+    if board is None or board.version != tag:  # one entry per board: a new version replaces the old one
         board = dataclasses.replace(_read(session, phase, track, split), version=tag)
         with _CACHE_LOCK:
-            if len(_BOARD_CACHE) >= _BOARD_CACHE_SIZE:
+            if key not in _BOARD_CACHE and len(_BOARD_CACHE) >= _BOARD_CACHE_SIZE:
                 _BOARD_CACHE.clear()
             _BOARD_CACHE[key] = board
     return board
