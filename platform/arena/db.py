@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from . import standings
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -27,7 +34,8 @@ def make_engine(url: str, **kwargs) -> Engine:
 def init_app(app: Flask, engine: Engine | None = None) -> None:
     engine = engine or make_engine(app.config["DATABASE_URL"])
     app.extensions["arena.engine"] = engine
-    app.extensions["arena.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["arena.sessionmaker"] = maker = sessionmaker(engine, expire_on_commit=False)
+    standings.listen(maker)  # the stored boards follow every change, in its transaction
     app.teardown_request(_close_request_session)
     app.teardown_appcontext(_close_session)
 
@@ -51,12 +59,22 @@ def new_session() -> Session:
 
 
 def _close_request_session(_exc) -> None:
-    session = request.environ.pop("arena.db_session", None)
-    if session is not None:
-        session.close()
+    _close_quietly(request.environ.pop("arena.db_session", None))
 
 
 def _close_session(_exc) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
+    _close_quietly(g.pop("db_session", None))
+
+
+def _close_quietly(session: Session | None) -> None:
+    """Close a request's session after its answer is made. A connection that died meanwhile (the database
+    restarted, the backend terminated) makes close()'s rollback raise: the answer stands, the dead connection is
+    dropped from the pool (an exception here would turn the finished answer into the server's HTML 500)."""
+    if session is None:
+        return
+    try:
         session.close()
+    except Exception as exc:
+        log.warning("closing a database session failed (%s); its connection is discarded", exc.__class__.__name__)
+        with contextlib.suppress(Exception):
+            session.invalidate()
