@@ -114,13 +114,14 @@ def small_plan():
     return make_plan(preset, seed=0)
 
 
-def test_test_identities_are_unseen_in_training(small_plan):
+def test_unseen_test_identities_keep_their_families_out_of_training(small_plan):
+    """The 40 % unseen test identities (the 60 % seen ones: tests/facedata/test_plan.py) and their look-alike
+    families never appear in training."""
     plan = small_plan
     train = {plan.identities[i.identity] for i in plan.split("rectrain")}
-    test = {plan.identities[i.identity] for i in plan.split("rectest")}
-    assert not train & test
-    train_families = {identity.family for identity in train}
-    assert not train_families & {identity.family for identity in test}, "look-alike families stay in one split"
+    unseen = {plan.identities[i.identity] for i in plan.split("rectest") if i.label >= 0} - train
+    assert len(unseen) == plan.preset.test_ids - round(0.6 * plan.preset.test_ids)
+    assert not {identity.family for identity in train} & {identity.family for identity in unseen}
 
 
 def test_distractors_include_look_alikes_of_test_identities(small_plan):

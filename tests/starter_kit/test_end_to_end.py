@@ -235,7 +235,7 @@ def test_facedata_tiny_preset_trains_predicts_and_scores(tmp_path):
     )
     assert synth.returncode == 0, synth.stderr[-3000:]
     run_dir = tmp_path / "runs" / "tiny"
-    cfg = _cfg("arcface.yaml", data, run_dir, "optim.epochs=1", "data.val_fraction=0.2")
+    cfg = _cfg("arcface.yaml", data, run_dir, "optim.epochs=1", "data.val_fraction=0.2", "optim.batch_size=8")
     train_mod.train(cfg)
     out = tmp_path / "tiny.bin"
     assert (
