@@ -214,6 +214,12 @@ def findings(runs: dict[str, list[dict]]) -> str:
         out.append(
             f"- SoftMax vs the best margin loss ({TITLES[best_margin]}): {100 * gap:+.2f} points; {spread_text}."
         )
+    if "softmax" in runs and len(runs["softmax"]) >= 2:
+        spread = statistics.stdev(r["scores"]["rank1"] for r in runs["softmax"])
+        near = [m for m in means if m != "softmax" and abs(means[m] - means["softmax"]) < 3 * spread]
+        if near:
+            seeds = ", ".join(f"{TITLES.get(m, m)} ({len(runs[m])})" for m in near)
+            out.append(f"- Rows within 3x the SoftMax seed spread of SoftMax (seeds run; the issue asks 3): {seeds}.")
     pairs = [(v, r["scores"]["rank1"]) for items in runs.values() for r in items if (v := _val(r)) is not None]
     if len(pairs) >= 3:
         vals, tests = [p[0] for p in pairs], [p[1] for p in pairs]
