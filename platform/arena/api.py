@@ -27,7 +27,7 @@ from pydantic import Field, RootModel
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import boards
+from . import boards, phases
 from .auth import api_user
 from .contract import Body, Error, FormText, Model, RowId, UtcDateTime
 from .db import get_session
@@ -191,12 +191,18 @@ class LimitsOut(Model):
     in_flight: int
 
 
+PhaseState = Literal[phases.STATES]  # type: ignore[valid-type]
+
+
 class PhaseOut(Model):
     slug: str
     title: str
     starts_at: str
     ends_at: str
     open: bool
+    state: PhaseState
+    late_submissions: bool
+    reveal_at: str | None
     tracks: list[str] | None
     limits: LimitsOut
 
@@ -226,6 +232,9 @@ def _challenge_out(challenge: Challenge) -> dict:
                 "starts_at": p.starts_at.isoformat() + "Z",
                 "ends_at": p.ends_at.isoformat() + "Z",
                 "open": p.is_open(utcnow()),
+                "state": p.state(utcnow()),
+                "late_submissions": p.allow_late,
+                "reveal_at": p.reveal_at.isoformat() + "Z" if p.reveal_at else None,
                 "tracks": p.tracks,
                 "limits": {"per_day": p.max_per_day, "total": p.max_total, "in_flight": p.max_in_flight},
             }
@@ -365,6 +374,9 @@ class SubmissionOut(Model):
     error: str | None
     error_line: int | None
     selected_final: bool
+    final_auto: bool
+    late: bool
+    phase_state: PhaseState
     disqualified_reason: str | None
     is_baseline: bool
 
@@ -438,7 +450,7 @@ class HistoryPath(BoardPath):
 
 
 class BoardQuery(Model):
-    split: Literal["public", "private"] = "public"
+    split: Literal["public", "private", "late"] = "public"
     format: Literal["json", "csv"] = "json"
 
 
@@ -456,6 +468,7 @@ class BoardRow(Model):
 class BoardOut(Model):
     split: str
     metric: str
+    phase_state: PhaseState
     rows: list[BoardRow]
 
 
@@ -471,11 +484,11 @@ class RankHistory(RootModel[list[RankPoint]]):
 
 @route("get", "/challenges/<slug>/phases/<phase_slug>/tracks/<track_slug>/leaderboard", role=PUBLIC, out=BoardOut)
 def get_leaderboard(path: BoardPath, query: BoardQuery) -> Response:
-    """A leaderboard (split=public|private; format=json|csv)."""
-    _phase, _track, board = boards.board_for(path.slug, path.phase_slug, path.track_slug, query.split)
+    """A leaderboard (split=public|private|late; format=json|csv); late submissions are listed unranked."""
+    phase, _track, board = boards.board_for(path.slug, path.phase_slug, path.track_slug, query.split)
     if query.format == "csv":
         return boards.csv_response(board, f"{path.slug}-{path.phase_slug}-{path.track_slug}-{query.split}.csv")
-    return boards.json_board(board)
+    return boards.json_board(board, phase.state(utcnow()))
 
 
 @route(
@@ -524,10 +537,12 @@ class PhaseChanges(Body):
 
 class PhaseStateOut(Model):
     id: int
+    state: PhaseState
     starts_at: str
     ends_at: str
     closed: bool
     private_revealed: bool
+    finals_recorded: bool
 
 
 class LabelsForm(Model):
@@ -567,17 +582,19 @@ class BaselineForm(Model):
 
 @route("patch", "/admin/phases/<int:phase_id>", role=ORGANIZER, out=PhaseStateOut)
 def update_phase(path: PhasePath, body: PhaseChanges):
-    """Organizer: open, close, extend a phase or reveal its private board."""
+    """Organizer: open, close, extend a phase or reveal its private board (only once it is closed; audited)."""
     session = get_session()
     phase = admin.get_or_404(session, Phase, path.phase_id)
     changes = body.model_dump(exclude_unset=True, exclude={"reason"})
     admin.update_phase(session, api_user(), phase, changes, body.reason)
     return {
         "id": phase.id,
+        "state": phase.state(utcnow()),
         "starts_at": phase.starts_at.isoformat() + "Z",
         "ends_at": phase.ends_at.isoformat() + "Z",
         "closed": phase.closed,
         "private_revealed": phase.private_revealed,
+        "finals_recorded": phase.finals_recorded,
     }
 
 
@@ -586,7 +603,9 @@ def upload_labels(path: TrackPath, form: LabelsForm):
     """Organizer: upload or replace hidden labels (rescores)."""
     session = get_session()
     track = admin.get_or_404(session, Track, path.track_id)
-    label = admin.store_labels(session, track, form.kind, form.file.stream, actor_id=api_user().id)
+    label = admin.store_labels(
+        session, track, form.kind, form.file.stream, actor_id=api_user().id, filename=form.file.filename
+    )
     return {"kind": label.kind, "sha256": label.sha256, "size": label.size, "num_images": label.num_images}, 201
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from .auth import current_user
 from .db import get_session
 from .errors import Forbidden, Invalid, NotFound
-from .leaderboard import cached_leaderboard, memo
+from .leaderboard import cached_leaderboard, late_board, memo
 from .models import Challenge, utcnow
 from .services import submissions
 
@@ -29,11 +29,16 @@ def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
     """(phase, track, board) after the visibility check of the private split."""
     session = get_session()
     phase, track = submissions.phase_and_track(session, find_challenge(slug), phase_slug, track_slug)
-    if split not in ("public", "private"):
-        raise Invalid(f"unknown split '{split}'; choose public or private", field="split")
+    if split not in ("public", "private", "late"):
+        raise Invalid(f"unknown split '{split}'; choose public, private or late", field="split")
     user = current_user()
-    if split == "private" and not phase.private_visible(utcnow()) and not (user and user.is_organizer):
-        raise Forbidden("the private leaderboard is hidden until the phase ends")
+    revealed = phase.private_visible(utcnow())
+    if split == "private" and not revealed and not (user and user.is_organizer):
+        raise Forbidden(
+            f"the private leaderboard is hidden until the organizers reveal it (the phase is {phase.state(utcnow())})"
+        )
+    if split == "late":  # never cached: a short list, and it must show a late score at once
+        return phase, track, late_board(session, phase, track, with_private=revealed)
     max_age = current_app.config["LEADERBOARD_CACHE_SECONDS"]
     return phase, track, cached_leaderboard(session, phase, track, split, max_age)
 
@@ -54,10 +59,14 @@ def board_rows(board) -> list[dict]:
     ]
 
 
-def json_board(board) -> Response:
-    """The board as JSON, serialised once per cached board."""
+def json_board(board, phase_state: str) -> Response:
+    """The board as JSON (with the phase's state), serialised once per cached board and state."""
     body = memo(
-        board, "json", lambda: json.dumps({"split": board.split, "metric": board.metric, "rows": board_rows(board)})
+        board,
+        f"json-{phase_state}",
+        lambda: json.dumps(
+            {"split": board.split, "metric": board.metric, "phase_state": phase_state, "rows": board_rows(board)}
+        ),
     )
     return Response(body, mimetype="application/json")
 

@@ -26,7 +26,7 @@ from scorer.formats import (
 )
 from scorer.splits import split_mask
 
-from . import logs, metrics, notify, states, storage
+from . import hints, logs, metrics, notify, states, storage
 from .db import new_session
 from .leaderboard import record_rank_history
 from .models import LabelFile, Submission, utcnow
@@ -77,7 +77,8 @@ def _run(session, submission_id: int) -> str:
             result = _score(sub, config["STORAGE_DIR"])
     except SubmissionError as exc:
         session.rollback()
-        _fail(session, sub, str(exc), exc.line)
+        hint = hints.other_track_format(sub.track.kind, storage.resolve(config["STORAGE_DIR"], sub.stored_path))
+        _fail(session, sub, f"{exc}{hint}", exc.line)
         return "failed"
     except Exception:
         log.exception("scoring submission %s crashed", submission_id)
@@ -99,10 +100,14 @@ def _run(session, submission_id: int) -> str:
 
 
 def _fail(session, sub: Submission, message: str, line: int | None) -> None:
+    """Fail the submission: it shows no scores, and a final pick it held is freed (its team is told)."""
     sub = session.get(Submission, sub.id, populate_existing=True)
     sub.error, sub.error_line = message, line
+    sub.public_score = sub.private_score = sub.scores = sub.curve = None
+    freed = sub.selected_final or sub.final_auto
+    sub.selected_final = sub.final_auto = False
     states.transition(session, sub, states.FAILED, reason=message)
-    notify.submission_done(session, sub)
+    notify.submission_done(session, sub, " Its final-pick slot is free: pick another submission." if freed else "")
     session.commit()
 
 
@@ -245,19 +250,20 @@ def _pr_curve(curve) -> dict:
 # --------------------------------------------------------------------------------------------------- labels
 
 
-def validate_labels(kind: str, path: Path, track_labels: dict[str, Path]) -> int:
-    """Parse an organizer's label file; return its number of test images. Raises LabelError (organizer's fault).
+def validate_labels(kind: str, path: Path, track_labels: dict[str, Path], name: str | None = None) -> int:
+    """Parse an organizer's label file; return its number of test images. Raises LabelError (organizer's fault)
+    whose message names the file as `name` (the name it was uploaded under, not the stored one).
     track_labels: the track's other current label files by kind (the pairs need the test list)."""
     if kind == "detection_gt":
-        return read_detection_labels(path).num_images
+        return read_detection_labels(path, name=name).num_images
     if kind == "test_info":
-        return len(read_recognition_labels(path).image_names)
+        return len(read_recognition_labels(path, name=name).image_names)
     if kind == "verification_pairs":
         info = track_labels.get("test_info")
         if info is None:
             raise LabelError("upload the test info (test_info) before the verification pairs")
         names = read_recognition_labels(info).image_names
-        return len(read_verification_pairs(path, names).a)
+        return len(read_verification_pairs(path, names, name=name).a)
     raise LabelError(f"unknown label kind '{kind}'; choose one of detection_gt, test_info, verification_pairs")
 
 

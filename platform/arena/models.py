@@ -125,14 +125,23 @@ class Phase(Base):
     ranking: Mapped[str] = mapped_column(String(8), default="best")  # best | latest
     final_count: Mapped[int] = mapped_column(Integer, default=2)
     private_revealed: Mapped[bool] = mapped_column(Boolean, default=False)
+    reveal_at: Mapped[dt.datetime | None]  # the bundle's reveal time: the private board shows from then on (closed)
+    allow_late: Mapped[bool] = mapped_column(Boolean, default=False)  # late uploads: scored, never ranked
+    finals_recorded: Mapped[bool] = mapped_column(Boolean, default=False)  # automatic final picks written
     track_slugs: Mapped[str] = mapped_column(String(255), default="")  # comma-separated tracks open in this phase
     challenge: Mapped[Challenge] = relationship(back_populates="phases")
 
+    def state(self, now: dt.datetime) -> str:
+        """scheduled | open | closed | revealed: the state machine of arena/phases.py."""
+        from .phases import state
+
+        return state(self, now)
+
     def is_open(self, now: dt.datetime) -> bool:
-        return not self.closed and self.starts_at <= now < self.ends_at
+        return self.state(now) == "open"
 
     def private_visible(self, now: dt.datetime) -> bool:
-        return self.private_revealed or self.closed or now >= self.ends_at
+        return self.state(now) == "revealed"
 
     @property
     def tracks(self) -> list[str]:
@@ -196,6 +205,8 @@ class Submission(Base):
     is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     baseline_name: Mapped[str | None] = mapped_column(String(100))
     selected_final: Mapped[bool] = mapped_column(Boolean, default=False)
+    final_auto: Mapped[bool] = mapped_column(Boolean, default=False)  # the automatic final choice (phases.py)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)  # uploaded after its phase closed: never ranked
     disqualified_reason: Mapped[str | None] = mapped_column(String(500))
     team: Mapped[Team | None] = relationship()
     phase: Mapped[Phase] = relationship()

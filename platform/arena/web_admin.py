@@ -98,7 +98,9 @@ def action(slug: str):
             upload = request.files.get("file")
             if upload is None or not upload.filename:
                 raise Invalid("choose a label file", field="file")
-            admin.store_labels(db, track, form.get("kind", ""), upload.stream, actor_id=actor.id)
+            admin.store_labels(
+                db, track, form.get("kind", ""), upload.stream, actor_id=actor.id, filename=upload.filename
+            )
         elif what == "rescore":
             track = admin.get_or_404(db, Track, int(form.get("track_id", 0)))
             count = admin.rescore_track(db, track, actor.id, form.get("reason") or "rescore requested")

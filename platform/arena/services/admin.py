@@ -7,10 +7,10 @@ import logging
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .. import audit, states, storage
+from .. import audit, notify, phases, states, storage
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import LabelFile, Phase, Submission, Team, Track, User, utcnow
 from .submissions import enqueue, stored_submission
@@ -43,8 +43,33 @@ def update_phase(session: Session, actor: User, phase: Phase, changes: dict, rea
     starts, ends = changes.get("starts_at", phase.starts_at), changes.get("ends_at", phase.ends_at)
     if ends <= starts:
         raise Invalid("the phase must end after it starts", field="ends_at")
+    now = utcnow()
+    old_state = phase.state(now)
     for key, value in changes.items():
         setattr(phase, key, value)
+    try:
+        phases.check_change(phase, now)
+    except Conflict:
+        session.rollback()
+        raise
+    new_state = phase.state(now)
+    if new_state != old_state:
+        action = "phase.reveal" if new_state == phases.REVEALED else "phase.state"
+        audit.record(
+            session,
+            action,
+            phase,
+            actor_id=actor.id,
+            challenge_id=phase.challenge_id,
+            before={"state": old_state},
+            after={"state": new_state},
+            reason=reason,
+        )
+    if new_state in (phases.CLOSED, phases.REVEALED) and not phase.finals_recorded:
+        phases.record_automatic_finals(session, phase, actor_id=actor.id)
+    elif new_state in (phases.SCHEDULED, phases.OPEN) and phase.finals_recorded:  # reopened: picks are open again
+        session.execute(update(Submission).where(Submission.phase_id == phase.id).values(final_auto=False))
+        phase.finals_recorded = False
     audit.record(
         session,
         "phase.update",
@@ -63,9 +88,17 @@ def _jsonable(value):
     return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
-def store_labels(session: Session, track: Track, kind: str, stream: BinaryIO, actor_id: int | None = None) -> LabelFile:
+def store_labels(
+    session: Session,
+    track: Track,
+    kind: str,
+    stream: BinaryIO,
+    actor_id: int | None = None,
+    filename: str | None = None,
+) -> LabelFile:
     """Store (or replace) a hidden label file of a track under storage/labels/<track id>/, validated with the
-    scorer's readers and checksummed. Replacing labels by different ones rescores every finished submission."""
+    scorer's readers and checksummed (errors name `filename`, the name it was uploaded under). Replacing labels by
+    different ones rescores every finished submission."""
     from .. import jobs  # the scorer lives behind the job module
 
     if kind not in LABEL_KINDS[track.kind]:
@@ -80,10 +113,10 @@ def store_labels(session: Session, track: Track, kind: str, stream: BinaryIO, ac
         return existing
     others = {k: storage.resolve(storage_dir, v.stored_path) for k, v in current.items() if k != kind}
     try:
-        num_images = jobs.validate_labels(kind, path, others)
+        num_images = jobs.validate_labels(kind, path, others, name=_upload_name(filename, kind))
     except jobs.label_error_types() as exc:
         path.unlink(missing_ok=True)
-        raise Invalid(f"the {kind} file is invalid: {exc}", field="file") from None
+        raise Invalid(f"the {kind} file '{_upload_name(filename, kind)}' is invalid: {exc}", field="file") from None
     final = path.with_name(f"{kind}-{stored.sha256[:16]}.labels")
     path.replace(final)
     relpath = f"labels/{track.id}/{final.name}"
@@ -107,6 +140,12 @@ def store_labels(session: Session, track: Track, kind: str, stream: BinaryIO, ac
     if before is not None:
         rescore_track(session, track, actor_id=actor_id, reason=f"{kind} labels replaced")
     return existing
+
+
+def _upload_name(filename: str | None, kind: str) -> str:
+    from .submissions import _clean_name
+
+    return _clean_name(filename) if filename else f"{kind} upload"
 
 
 def rescore_track(session: Session, track: Track, actor_id: int | None = None, reason: str | None = None) -> int:
@@ -157,9 +196,12 @@ def moderate_team(session: Session, actor: User, team: Team, action: str, reason
 
 
 def disqualify(session: Session, actor: User, sub: Submission, reason: str | None) -> Submission:
+    """Take a submission off every board; a final pick it held is freed, and its team is told."""
     reason = _reason(reason)
-    before = {"disqualified_reason": sub.disqualified_reason}
+    before = {"disqualified_reason": sub.disqualified_reason, "selected_final": sub.selected_final}
+    freed = sub.selected_final or sub.final_auto
     sub.disqualified_reason = reason
+    sub.selected_final = sub.final_auto = False
     audit.record(
         session,
         "submission.disqualify",
@@ -167,9 +209,11 @@ def disqualify(session: Session, actor: User, sub: Submission, reason: str | Non
         actor_id=actor.id,
         challenge_id=sub.phase.challenge_id,
         before=before,
-        after={"disqualified_reason": reason},
+        after={"disqualified_reason": reason, "selected_final": False},
         reason=reason,
     )
+    slot = " Its final-pick slot is free: pick another submission." if freed else ""
+    notify.tell_team(session, sub, f"Submission {sub.id} was disqualified: {reason}.{slot}")
     session.commit()
     return sub
 
