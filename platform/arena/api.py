@@ -27,14 +27,14 @@ from pydantic import Field, RootModel
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import boards, phases
+from . import boards, labels, phases, states
 from .auth import api_user
 from .contract import Body, Error, FormText, Model, RowId, UtcDateTime
 from .db import get_session
 from .errors import ArenaError, Invalid, NotFound
 from .extensions import limiter, login_limit, upload_limit
 from .leaderboard import rank_history
-from .models import Challenge, Phase, Submission, Team, Track, utcnow
+from .models import Challenge, LabelVersion, Phase, Submission, Team, Track, utcnow
 from .services import accounts, admin, submissions, teams
 
 PUBLIC, PARTICIPANT, ORGANIZER = "public", "participant", "organizer"
@@ -359,7 +359,7 @@ class SubmissionOut(Model):
     """A submission as its team sees it (services.submissions.public_view)."""
 
     id: int
-    state: Literal["submitted", "queued", "running", "finished", "failed", "cancelled", "rescoring"]
+    state: Literal[states.STATES]  # type: ignore[valid-type]
     phase: str
     track: str
     file_name: str | None
@@ -551,14 +551,57 @@ class LabelsForm(Model):
 
 
 class LabelOut(Model):
+    """A version of a hidden label file; `active` says whether scoring uses it now."""
+
+    id: int
     kind: str
+    version: int
+    name: str
     sha256: str
     size: int
     num_images: int | None
+    active: bool
+    uploaded_at: str
+
+
+class LabelList(RootModel[list[LabelOut]]):
+    pass
+
+
+class LabelVersionPath(Model):
+    version_id: int
+
+
+class ActivateIn(Body):
+    dry_run: bool = False
+    reason: str | None = Field(None, max_length=500)
+
+
+class LabelDiffOut(Model):
+    kind: str
+    version: int
+    active_version: int | None
+    is_active: bool
+    changes: dict[str, Any]
+
+
+class ActivateOut(Model):
+    diff: LabelDiffOut
+    activated: bool
+    restored: int
+    rescoring: int
 
 
 class ReasonIn(Body):
     reason: str | None = Field(None, max_length=500)
+
+
+RescorableState = Literal[tuple(sorted(states.RESCORABLE))]  # type: ignore[valid-type]
+
+
+class RescoreIn(ReasonIn):
+    states: list[RescorableState] | None = None  # default: every finished, failed and unscorable submission
+    team_id: RowId | None = None
 
 
 class RescoreOut(Model):
@@ -598,23 +641,58 @@ def update_phase(path: PhasePath, body: PhaseChanges):
     }
 
 
+def _label_out(version: LabelVersion, track: Track) -> dict:
+    return {
+        "id": version.id,
+        "kind": version.kind,
+        "version": version.version,
+        "name": version.original_name,
+        "sha256": version.sha256,
+        "size": version.size,
+        "num_images": version.num_images,
+        "active": version.id in labels.active_version_ids(track),
+        "uploaded_at": version.uploaded_at.isoformat() + "Z",
+    }
+
+
 @route("post", "/admin/tracks/<int:track_id>/labels", role=ORGANIZER, status=201, out=LabelOut)
 def upload_labels(path: TrackPath, form: LabelsForm):
-    """Organizer: upload or replace hidden labels (rescores)."""
+    """Organizer: upload hidden labels as a new version (active at once only if it is the first of its kind)."""
     session = get_session()
     track = admin.get_or_404(session, Track, path.track_id)
-    label = admin.store_labels(
+    version = admin.store_labels(
         session, track, form.kind, form.file.stream, actor_id=api_user().id, filename=form.file.filename
     )
-    return {"kind": label.kind, "sha256": label.sha256, "size": label.size, "num_images": label.num_images}, 201
+    session.refresh(track)
+    return _label_out(version, track), 201
+
+
+@route("get", "/admin/tracks/<int:track_id>/labels", role=ORGANIZER, out=LabelList)
+def list_labels(path: TrackPath):
+    """Organizer: every version of the track's hidden labels, newest first per kind."""
+    session = get_session()
+    track = admin.get_or_404(session, Track, path.track_id)
+    return jsonify([_label_out(v, track) for v in labels.versions(session, track)])
+
+
+@route("post", "/admin/labels/<int:version_id>/activate", role=ORGANIZER, out=ActivateOut)
+def activate_labels(path: LabelVersionPath, body: ActivateIn):
+    """Organizer: the diff against the active version (dry_run: only that), else make it active (reason needed)."""
+    session = get_session()
+    version = admin.get_or_404(session, LabelVersion, path.version_id)
+    return admin.activate_labels(session, api_user(), version, body.reason, dry_run=body.dry_run)
 
 
 @route("post", "/admin/tracks/<int:track_id>/rescore", role=ORGANIZER, status=202, out=RescoreOut)
-def rescore(path: TrackPath, body: ReasonIn):
-    """Organizer: rescore every finished submission."""
+def rescore(path: TrackPath, body: RescoreIn):
+    """Organizer: rescore a set of submissions: all finished, failed and unscorable ones, or by state, by team."""
     session = get_session()
     track = admin.get_or_404(session, Track, path.track_id)
-    return {"rescoring": admin.rescore_track(session, track, api_user().id, body.reason or "rescore requested")}, 202
+    reason = body.reason or "rescore requested"
+    count = admin.rescore_track(
+        session, track, api_user().id, reason, states_=tuple(body.states) if body.states else None, team_id=body.team_id
+    )
+    return {"rescoring": count}, 202
 
 
 @route("post", "/admin/teams/<int:team_id>/<action>", role=ORGANIZER, out=TeamStateOut)

@@ -26,7 +26,7 @@ from scorer.formats import (
 )
 from scorer.splits import split_mask
 
-from . import hints, logs, metrics, notify, states, storage
+from . import hints, labels, logs, metrics, notify, states, storage
 from .db import new_session
 from .leaderboard import record_rank_history
 from .models import LabelFile, Submission, utcnow
@@ -52,7 +52,8 @@ def _app_context():
 
 
 def score_submission(submission_id: int) -> str:
-    """Score one submission; returns 'finished', 'failed' or 'skipped' (another run took it)."""
+    """Score one submission; returns 'finished', 'failed', 'unscorable' (it fit earlier labels, not the active
+    ones) or 'skipped' (another run took it)."""
     with _app_context(), logs.bind(submission_id=submission_id):
         session = new_session()
         started, outcome = time.monotonic(), "crashed"
@@ -70,6 +71,8 @@ def _run(session, submission_id: int) -> str:
         return "skipped"
     sub = session.get(Submission, submission_id)
     config = current_app.config
+    label_key = labels.label_key(sub.track)
+    fit_before = sub.scores is not None or labels.was_scored_before(session, sub.id)  # scored on earlier labels
     try:
         with _Heartbeat(submission_id, config.get("HEARTBEAT_SECONDS", 15)):
             if config.get("SCORING_DELAY_SECONDS"):  # test-only hook: a slow run that a test can kill
@@ -77,6 +80,9 @@ def _run(session, submission_id: int) -> str:
             result = _score(sub, config["STORAGE_DIR"])
     except SubmissionError as exc:
         session.rollback()
+        if fit_before:  # it fit earlier labels: the labels changed, not the file
+            labels.mark_unscorable(session, sub.id, str(exc))
+            return "unscorable"
         hint = hints.other_track_format(sub.track.kind, storage.resolve(config["STORAGE_DIR"], sub.stored_path))
         _fail(session, sub, f"{exc}{hint}", exc.line)
         return "failed"
@@ -91,6 +97,7 @@ def _run(session, submission_id: int) -> str:
     sub.private_score = scores["private"].get(sub.track.metric)
     sub.curve = curve
     sub.error = sub.error_line = None
+    labels.keep_scores(session, sub, label_key)
     states.transition(session, sub, states.FINISHED)
     if sub.team_id is not None:
         record_rank_history(session, sub.phase, sub.track, utcnow())
@@ -272,3 +279,67 @@ def label_error_types() -> tuple[type[Exception], ...]:
 
 
 __all__ = ["score_submission", "validate_labels", "LabelFile", "LABEL_KINDS"]
+
+
+# --------------------------------------------------------------------------------------------------- label diffs
+
+_EXAMPLES = 5
+
+
+def _changes(old: set, new: set, what: str) -> dict:
+    added, removed = sorted(new - old, key=str), sorted(old - new, key=str)
+    return {
+        f"{what}_added": len(added),
+        f"{what}_removed": len(removed),
+        f"{what}_examples": {
+            "added": [str(a) for a in added[:_EXAMPLES]],
+            "removed": [str(r) for r in removed[:_EXAMPLES]],
+        },
+    }
+
+
+def label_diff(kind: str, old: Path | None, new: Path, test_info: Path | None = None) -> dict:
+    """What a label file changes against the active one of its kind (old None: nothing active yet): counts of the
+    images, boxes, identities, distractors and pairs added and removed, with a few examples of each.
+    test_info: the active test info, which names the images of verification pairs."""
+    diff: dict = {"kind": kind}
+    if kind == "detection_gt":
+        labels = [read_detection_labels(p) if p else None for p in (old, new)]
+        sets = [_boxes(lab) if lab else set() for lab in labels]
+        diff |= _changes(*(set(lab.image_names) if lab else set() for lab in labels), "images")
+        diff |= _changes(*sets, "boxes")
+    elif kind == "test_info":
+        labels = [read_recognition_labels(p) if p else None for p in (old, new)]
+        diff |= _changes(*(set(lab.image_names) if lab else set() for lab in labels), "images")
+        diff |= _changes(*(_identities(lab) for lab in labels), "identities")
+        diff |= _changes(*(_distractors(lab) for lab in labels), "distractors")
+    elif kind == "verification_pairs":
+        if test_info is None:
+            raise LabelError("upload the test info (test_info) before the verification pairs")
+        names = read_recognition_labels(test_info).image_names
+        pairs = [_pairs(read_verification_pairs(p, names), names) if p else set() for p in (old, new)]
+        diff |= _changes(*pairs, "pairs")
+    else:
+        raise LabelError(f"unknown label kind '{kind}'")
+    return diff
+
+
+def _boxes(labels) -> set:
+    return {
+        (labels.image_names[i], *(round(float(v), 2) for v in box))
+        for i, box in zip(labels.image_index, labels.boxes, strict=True)
+    }
+
+
+def _identities(labels) -> set:
+    return set() if labels is None else {int(v) for v in np.unique(labels.labels[labels.labels >= 0])}
+
+
+def _distractors(labels) -> set:
+    if labels is None:
+        return set()
+    return {name for name, label in zip(labels.image_names, labels.labels, strict=True) if label < 0}
+
+
+def _pairs(pairs, names) -> set:
+    return {(names[a], names[b], bool(s)) for a, b, s in zip(pairs.a, pairs.b, pairs.same, strict=True)}

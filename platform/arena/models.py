@@ -105,7 +105,43 @@ class LabelFile(Base):
     num_images: Mapped[int] = mapped_column(Integer, default=0)
     uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("label_version.id", ondelete="SET NULL"))
     track: Mapped[Track] = relationship(back_populates="labels")
+
+
+class LabelVersion(Base):
+    """Every upload of a hidden label file, kept (labels.py): the track's LabelFile of that kind points to the
+    active one, chosen explicitly by an organizer after seeing its diff against the active version."""
+
+    __tablename__ = "label_version"
+    __table_args__ = (UniqueConstraint("track_id", "kind", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per track and kind
+    stored_path: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    num_images: Mapped[int] = mapped_column(Integer, default=0)
+    original_name: Mapped[str] = mapped_column(String(255), default="")
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    activated_at: Mapped[dt.datetime | None]  # last time it became the active version
+
+
+class SubmissionScore(Base):
+    """A submission's scores under one set of active labels (`label_key`): switching labels back restores them."""
+
+    __tablename__ = "submission_score"
+    __table_args__ = (UniqueConstraint("submission_id", "label_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"), index=True)
+    label_key: Mapped[str] = mapped_column(String(255))  # the active label versions, e.g. "detection_gt:3"
+    public_score: Mapped[float | None] = mapped_column(Float)
+    private_score: Mapped[float | None] = mapped_column(Float)
+    scores: Mapped[dict[str, Any] | None]
+    curve: Mapped[dict[str, Any] | None]
+    scored_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Phase(Base):

@@ -8,11 +8,12 @@ import functools
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from . import labels, states
 from . import queue as arena_queue
 from .auth import current_user
 from .db import get_session
 from .errors import ArenaError, Invalid
-from .models import AuditEvent, Challenge, Phase, Submission, Team, Track, utcnow
+from .models import AuditEvent, Challenge, LabelVersion, Phase, Submission, Team, Track, utcnow
 from .services import admin
 from .services.challenges import load_bundle
 
@@ -67,7 +68,15 @@ def challenge(slug: str):
         .order_by(Submission.id.desc())
         .limit(200)
     ).all()
-    return render_template("admin/challenge.html", challenge=challenge, teams=teams, submissions=subs)
+    return render_template(
+        "admin/challenge.html",
+        challenge=challenge,
+        teams=teams,
+        submissions=subs,
+        versions={t.id: labels.versions(db, t) for t in challenge.tracks},
+        active={t.id: labels.active_version_ids(t) for t in challenge.tracks},
+        rescorable=sorted(states.RESCORABLE),
+    )
 
 
 def _parse_time(value: str, field: str) -> dt.datetime:
@@ -98,12 +107,25 @@ def action(slug: str):
             upload = request.files.get("file")
             if upload is None or not upload.filename:
                 raise Invalid("choose a label file", field="file")
-            admin.store_labels(
+            version = admin.store_labels(
                 db, track, form.get("kind", ""), upload.stream, actor_id=actor.id, filename=upload.filename
             )
+            db.refresh(track)
+            if version.id not in labels.active_version_ids(track):
+                flash(f"Stored as {version.kind} version {version.version}: review its changes and confirm.", "info")
+                return redirect(url_for("admin.label_version", version_id=version.id))
         elif what == "rescore":
             track = admin.get_or_404(db, Track, int(form.get("track_id", 0)))
-            count = admin.rescore_track(db, track, actor.id, form.get("reason") or "rescore requested")
+            state = form.get("state", "")
+            team_id = form.get("team_id", "").strip()
+            count = admin.rescore_track(
+                db,
+                track,
+                actor.id,
+                form.get("reason") or "rescore requested",
+                states_=(state,) if state else None,
+                team_id=int(team_id) if team_id else None,
+            )
             flash(f"{count} submissions are being rescored.", "info")
         elif what == "team":
             team = admin.get_or_404(db, Team, int(form.get("team_id", 0)))
@@ -128,6 +150,34 @@ def action(slug: str):
     except (ArenaError, ValueError) as exc:
         flash(getattr(exc, "message", str(exc)), "error")
     return redirect(url_for("admin.challenge", slug=slug))
+
+
+@bp.route("/labels/<int:version_id>", methods=["GET", "POST"])
+@organizer_required
+def label_version(version_id: int):
+    """A label version's diff against the active one, and the confirmation that activates it."""
+    db = get_session()
+    version = db.get(LabelVersion, version_id)
+    if version is None:
+        abort(404)
+    track = db.get(Track, version.track_id)
+    if request.method == "POST":
+        try:
+            result = admin.activate_labels(db, current_user(), version, request.form.get("reason"))
+            flash(
+                f"{version.kind} version {version.version} is active: {result['restored']} submissions restored "
+                f"from their kept scores, {result['rescoring']} being rescored.",
+                "info",
+            )
+            return redirect(url_for("admin.challenge", slug=track.challenge.slug))
+        except ArenaError as exc:
+            flash(exc.message, "error")
+    try:
+        diff = labels.diff(db, version)
+    except ArenaError as exc:
+        diff = None
+        flash(exc.message, "error")
+    return render_template("admin/labels.html", version=version, track=track, diff=diff)
 
 
 @bp.get("/audit")

@@ -255,21 +255,25 @@ def test_a_disqualification_frees_the_final_slot_and_tells_the_team(client, db, 
     assert again.status_code == 409 and "disqualified" in again.get_json()["message"]
 
 
-def test_a_failure_frees_the_final_slot_shows_no_scores_and_tells_the_team(app, client, db, data, team_user):
+def test_a_failure_frees_the_final_slot_shows_no_scores_and_tells_the_team(
+    app, client, db, data, team_user, monkeypatch
+):
+    from arena import jobs
+    from arena.services.submissions import enqueue
+
     user, headers, _team = team_user
     sub_id = upload(client, headers, data.detection_csv()).get_json()["id"]
     run_worker(app)
     assert client.post(f"/api/v1/submissions/{sub_id}/final", headers=headers, json={}).status_code == 200
     sub = db.get(Submission, sub_id)
     db.refresh(sub)
-    # the file goes bad on a rescore (as when labels change): the rescored run fails
-    from pathlib import Path
 
-    (Path(app.config["STORAGE_DIR"]) / sub.stored_path).write_bytes(b"nope.jpg,1,2,3,4,face,0.5\n")
+    def crash(*_args):
+        raise RuntimeError("the scorer broke")
+
+    monkeypatch.setattr(jobs, "_score", crash)  # the rescore crashes: the submission fails (not the labels' doing)
     states.transition(db, sub, states.RESCORING)
     db.commit()
-    from arena.services.submissions import enqueue
-
     enqueue(db, sub)
     run_worker(app)
     shown = client.get(f"/api/v1/submissions/{sub_id}", headers=headers).get_json()
