@@ -1,5 +1,5 @@
 """contest lifecycle: reveal time, late submissions, recorded automatic finals, versioned labels, scores per
-label version
+label version, integrity flags
 
 Revision ID: 0005
 Revises: 0001
@@ -51,6 +51,28 @@ def upgrade() -> None:
         sa.UniqueConstraint("submission_id", "label_key"),
     )
     op.create_index(op.f("ix_submission_score_submission_id"), "submission_score", ["submission_id"], unique=False)
+    op.create_table(
+        "integrity_flag",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("challenge_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("submission_id", sa.Integer(), nullable=False),
+        sa.Column("other_id", sa.Integer(), nullable=False),
+        sa.Column("similarity", sa.Float(), nullable=False),
+        sa.Column("evidence", sa.JSON(), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=True),
+        sa.Column("resolved_by_id", sa.Integer(), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["challenge_id"], ["challenge.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["submission_id"], ["submission.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["other_id"], ["submission.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["resolved_by_id"], ["user.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("kind", "submission_id", "other_id"),
+    )
+    op.create_index(op.f("ix_integrity_flag_challenge_id"), "integrity_flag", ["challenge_id"], unique=False)
     with op.batch_alter_table("label_file") as batch:
         batch.add_column(sa.Column("version_id", sa.Integer(), nullable=True))
         batch.create_foreign_key(
@@ -79,6 +101,8 @@ def downgrade() -> None:
     with op.batch_alter_table("label_file") as batch:
         batch.drop_constraint("fk_label_file_version_id", type_="foreignkey")
         batch.drop_column("version_id")
+    op.drop_index(op.f("ix_integrity_flag_challenge_id"), table_name="integrity_flag")
+    op.drop_table("integrity_flag")
     op.drop_index(op.f("ix_submission_score_submission_id"), table_name="submission_score")
     op.drop_table("submission_score")
     op.drop_index(op.f("ix_label_version_track_id"), table_name="label_version")

@@ -27,14 +27,14 @@ from pydantic import Field, RootModel
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import boards, labels, phases, states
+from . import boards, integrity, labels, phases, states
 from .auth import api_user
 from .contract import Body, Error, FormText, Model, RowId, UtcDateTime
 from .db import get_session
 from .errors import ArenaError, Invalid, NotFound
 from .extensions import limiter, login_limit, upload_limit
 from .leaderboard import rank_history
-from .models import Challenge, LabelVersion, Phase, Submission, Team, Track, utcnow
+from .models import Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
 from .services import accounts, admin, submissions, teams
 
 PUBLIC, PARTICIPANT, ORGANIZER = "public", "participant", "organizer"
@@ -693,6 +693,56 @@ def rescore(path: TrackPath, body: RescoreIn):
         session, track, api_user().id, reason, states_=tuple(body.states) if body.states else None, team_id=body.team_id
     )
     return {"rescoring": count}, 202
+
+
+class FlagOut(Model):
+    """An integrity flag: two teams' submissions too alike, with the evidence."""
+
+    id: int
+    kind: Literal[integrity.IDENTICAL, integrity.SIMILAR]  # type: ignore[valid-type]
+    status: Literal[integrity.OPEN, integrity.DISMISSED, integrity.DISQUALIFIED]  # type: ignore[valid-type]
+    similarity: float
+    evidence: dict[str, Any]
+    submission_id: int
+    other_id: int
+    teams: list[str | None]
+    phase: str
+    track: str
+    reason: str | None
+    created_at: str
+
+
+class FlagList(RootModel[list[FlagOut]]):
+    pass
+
+
+class FlagQuery(Model):
+    status: Literal["open", "dismissed", "disqualified", "all"] = "open"
+
+
+class FlagPath(Model):
+    flag_id: int
+    action: Literal["dismiss", "disqualify"]
+
+
+class ResolveIn(ReasonIn):
+    submission_id: RowId | None = None  # disqualify: which of the two (default: the later one)
+
+
+@route("get", "/admin/challenges/<slug>/flags", role=ORGANIZER, out=FlagList)
+def list_flags(path: SlugPath, query: FlagQuery):
+    """Organizer: the integrity queue (identical files, near-identical predictions across teams)."""
+    challenge = boards.find_challenge(path.slug)
+    status = None if query.status == "all" else query.status
+    return jsonify([integrity.view(f) for f in integrity.queue(get_session(), challenge.id, status)])
+
+
+@route("post", "/admin/flags/<int:flag_id>/<action>", role=ORGANIZER, out=FlagOut)
+def resolve_flag(path: FlagPath, body: ResolveIn):
+    """Organizer: dismiss a flag, or disqualify one of its submissions (reason needed; audited)."""
+    session = get_session()
+    flag = admin.get_or_404(session, IntegrityFlag, path.flag_id)
+    return integrity.view(integrity.resolve(session, api_user(), flag, path.action, body.reason, body.submission_id))
 
 
 @route("post", "/admin/teams/<int:team_id>/<action>", role=ORGANIZER, out=TeamStateOut)

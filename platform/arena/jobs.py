@@ -26,7 +26,7 @@ from scorer.formats import (
 )
 from scorer.splits import split_mask
 
-from . import hints, labels, logs, metrics, notify, states, storage
+from . import hints, integrity, labels, logs, metrics, notify, states, storage
 from .db import new_session
 from .leaderboard import record_rank_history
 from .models import LabelFile, Submission, utcnow
@@ -103,7 +103,17 @@ def _run(session, submission_id: int) -> str:
         record_rank_history(session, sub.phase, sub.track, utcnow())
     notify.submission_done(session, sub)
     session.commit()
+    _check_integrity(session, sub, config["STORAGE_DIR"])
     return "finished"
+
+
+def _check_integrity(session, sub: Submission, storage_dir: str) -> None:
+    """Flag identical or near-identical submissions of other teams (integrity.py); the score stands regardless."""
+    try:
+        integrity.check_submission(session, sub, lambda a, b: prediction_similarity(a, b, storage_dir))
+    except Exception:
+        log.exception("integrity check of submission %s failed", sub.id)
+        session.rollback()
 
 
 def _fail(session, sub: Submission, message: str, line: int | None) -> None:
@@ -343,3 +353,67 @@ def _distractors(labels) -> set:
 
 def _pairs(pairs, names) -> set:
     return {(names[a], names[b], bool(s)) for a, b, s in zip(pairs.a, pairs.b, pairs.same, strict=True)}
+
+
+# --------------------------------------------------------------------------------------------------- integrity
+
+
+def prediction_similarity(sub: Submission, other: Submission, storage_dir: str) -> tuple[float, dict]:
+    """How alike two submissions of one track are (integrity.py flags pairs above its thresholds):
+    recognition: the mean cosine of the two features of each test image (independent models: near 0, since their
+    feature spaces are unrelated); detection: the share of boxes with a twin in the other file (same image, IoU
+    >= BOX_IOU and confidence within BOX_SCORE_TOLERANCE), over the larger file. Returns (statistic, evidence)."""
+    paths = [storage.resolve(storage_dir, s.stored_path) for s in (sub, other)]
+    if sub.track.kind == "recognition":
+        found = _label_path(sub, "test_info", storage_dir)
+        labels = _cached("test_info", *found, read_recognition_labels)
+        feats = [read_features(p, len(labels.image_names)) for p in paths]
+        return feature_agreement(*feats)
+    found = _label_path(sub, "detection_gt", storage_dir)
+    labels = _cached("detection_gt", *found, read_detection_labels)
+    limits = {"max_boxes_per_image": sub.track.max_boxes_per_image, "max_bytes": sub.track.max_upload_bytes}
+    dets = [read_detection_submission(p, labels.image_names, **limits) for p in paths]
+    return box_agreement(*dets)
+
+
+def feature_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, dict]:
+    """a, b: float (N, D) features of the same N test images -> (mean per-image cosine, evidence)."""
+    if a.shape != b.shape:
+        return 0.0, {"reason": f"different feature sizes {a.shape[1]} and {b.shape[1]}"}
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    cosine = np.sum(a * b, axis=1)
+    return float(cosine.mean()), {
+        "mean_cosine": round(float(cosine.mean()), 6),
+        "images": int(len(cosine)),
+        "images_above_0.99": int((cosine > 0.99).sum()),
+    }
+
+
+BOX_IOU = 0.95
+BOX_SCORE_TOLERANCE = 0.01
+
+
+def box_agreement(a, b) -> tuple[float, dict]:
+    """a, b: Detections on the same test images -> (share of twin boxes over the larger file, evidence)."""
+    twins = 0
+    for image in np.intersect1d(a.image_index, b.image_index):
+        boxes_a, scores_a = a.boxes[a.image_index == image], a.scores[a.image_index == image]
+        boxes_b, scores_b = b.boxes[b.image_index == image], b.scores[b.image_index == image]
+        iou = _iou(boxes_a, boxes_b)
+        close = np.abs(scores_a[:, None] - scores_b[None, :]) <= BOX_SCORE_TOLERANCE
+        twins += int(((iou >= BOX_IOU) & close).any(axis=1).sum())
+    total = max(len(a), len(b), 1)
+    return twins / total, {"twin_boxes": twins, "boxes": [len(a), len(b)], "iou": BOX_IOU}
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(Ka, 4) x (Kb, 4) boxes -> (Ka, Kb) intersection over union."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)

@@ -250,6 +250,28 @@ class Submission(Base):
     user: Mapped[User | None] = relationship()
 
 
+class IntegrityFlag(Base):
+    """A suspicion raised by the worker after scoring (integrity.py): two teams' submissions too alike. Organizers
+    dismiss it or disqualify a submission, with a reason; both are audited."""
+
+    __tablename__ = "integrity_flag"
+    __table_args__ = (UniqueConstraint("kind", "submission_id", "other_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # identical_file | similar_predictions
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"))  # the later one
+    other_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"))
+    similarity: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | dismissed | disqualified
+    reason: Mapped[str | None] = mapped_column(String(500))
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    resolved_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    submission: Mapped[Submission] = relationship(foreign_keys=[submission_id])
+    other: Mapped[Submission] = relationship(foreign_keys=[other_id])
+
+
 class RankSnapshot(Base):
     """A team's public rank on one board from `at` on (written when it changes): the rank history."""
 

@@ -8,12 +8,12 @@ import functools
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from . import labels, states
+from . import integrity, labels, states
 from . import queue as arena_queue
 from .auth import current_user
 from .db import get_session
 from .errors import ArenaError, Invalid
-from .models import AuditEvent, Challenge, LabelVersion, Phase, Submission, Team, Track, utcnow
+from .models import AuditEvent, Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
 from .services import admin
 from .services.challenges import load_bundle
 
@@ -178,6 +178,33 @@ def label_version(version_id: int):
         diff = None
         flash(exc.message, "error")
     return render_template("admin/labels.html", version=version, track=track, diff=diff)
+
+
+@bp.route("/c/<slug>/flags", methods=["GET", "POST"])
+@organizer_required
+def flags(slug: str):
+    """The integrity queue: open flags with their evidence, dismiss or disqualify with a reason."""
+    challenge = _challenge(slug)
+    db = get_session()
+    if request.method == "POST":
+        try:
+            flag = admin.get_or_404(db, IntegrityFlag, int(request.form.get("flag_id", 0)))
+            target = request.form.get("submission_id", "").strip()
+            integrity.resolve(
+                db,
+                current_user(),
+                flag,
+                request.form.get("action", ""),
+                request.form.get("reason"),
+                int(target) if target else None,
+            )
+            flash(f"Flag {flag.id} is {flag.status}.", "info")
+        except (ArenaError, ValueError) as exc:
+            flash(getattr(exc, "message", str(exc)), "error")
+        return redirect(url_for("admin.flags", slug=slug))
+    status = request.args.get("status", "open")
+    rows = [integrity.view(f) for f in integrity.queue(db, challenge.id, None if status == "all" else status)]
+    return render_template("admin/flags.html", challenge=challenge, flags=rows, status=status)
 
 
 @bp.get("/audit")

@@ -209,6 +209,18 @@ ENDPOINTS = {
         lambda w, d, role: {"json": {"dry_run": True}},
         {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
     ),
+    "admin-flags": (
+        "get",
+        "/api/v1/admin/challenges/tiny/flags",
+        None,
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "admin-resolve-flag": (  # no such flag: the organizer check comes first, then the 404
+        "post",
+        "/api/v1/admin/flags/999999/dismiss",
+        lambda w, d, role: {"json": {"reason": "matrix"}},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 404},
+    ),
     "admin-rescore": (
         "post",
         "/api/v1/admin/tracks/{track}/rescore",
@@ -304,6 +316,7 @@ def test_the_matrix_covers_every_api_route(app):
                 "<int:track_id>",
                 "<int:token_id>",
                 "<int:version_id>",
+                "<int:flag_id>",
                 "<slug>",
                 "<phase_slug>",
                 "<track_slug>",
