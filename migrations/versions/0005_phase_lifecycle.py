@@ -2,7 +2,7 @@
 label version, integrity flags
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-02 04:10:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0001"
+down_revision = "0002"  # chained after main's head when main was merged in (was 0001)
 branch_labels = None
 depends_on = None
 

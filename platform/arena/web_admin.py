@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
+from typing import Annotated, Literal
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from pydantic import BeforeValidator, Field
 from sqlalchemy import select
 
-from . import integrity, labels, states
+from . import contract, integrity, labels, states
 from . import queue as arena_queue
 from .auth import current_user
+from .contract import FormId, Model, parse_time
 from .db import get_session
 from .errors import ArenaError, Invalid
 from .models import AuditEvent, Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
@@ -79,77 +81,96 @@ def challenge(slug: str):
     )
 
 
-def _parse_time(value: str, field: str) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise Invalid(f"'{value}' is not a date-time (YYYY-MM-DD HH:MM)", field=field) from None
+OptionalId = Annotated[FormId | None, BeforeValidator(lambda v: None if v == "" else v)]  # "" in a form: none
+
+
+class ActionForm(Model):
+    """The forms of the organizer's challenge page, one per `what`; the ids are checked here (a 400 naming the
+    field), the dates by contract.parse_time when the phase form is sent."""
+
+    what: Literal["phase", "labels", "rescore", "team", "disqualify", "baseline"]
+    phase_id: FormId = 0
+    track_id: FormId = 0
+    team_id: FormId = 0
+    submission_id: FormId = 0
+    starts_at: str = ""
+    ends_at: str = ""
+    closed: str = ""
+    private_revealed: str = ""
+    reason: str | None = Field(None, max_length=500)
+    kind: str = ""
+    action: str = ""
+    track: str = ""
+    name: str = Field("", max_length=200)
+    note: str = Field("", max_length=500)
+    state: Literal[("", *sorted(states.RESCORABLE))] = ""  # type: ignore[valid-type]  # rescore: "" is all
+    rescore_team: OptionalId = None
 
 
 @bp.post("/c/<slug>/action")
 @organizer_required
 def action(slug: str):
     challenge = _challenge(slug)
-    db, actor, form = get_session(), current_user(), request.form
-    what = form.get("what", "")
+    db, actor, form = get_session(), current_user(), contract.form(ActionForm)
+    upload = request.files.get("file")
     try:
-        if what == "phase":
-            phase = admin.get_or_404(db, Phase, int(form.get("phase_id", 0)))
+        if form.what == "phase":
+            phase = admin.get_or_404(db, Phase, form.phase_id)
             changes = {
-                "starts_at": _parse_time(form.get("starts_at", ""), "starts_at"),
-                "ends_at": _parse_time(form.get("ends_at", ""), "ends_at"),
-                "closed": form.get("closed") == "on",
-                "private_revealed": form.get("private_revealed") == "on",
+                "starts_at": parse_time(form.starts_at, "starts_at"),
+                "ends_at": parse_time(form.ends_at, "ends_at"),
+                "closed": form.closed == "on",
+                "private_revealed": form.private_revealed == "on",
             }
-            admin.update_phase(db, actor, phase, changes, form.get("reason"))
-        elif what == "labels":
-            track = admin.get_or_404(db, Track, int(form.get("track_id", 0)))
-            upload = request.files.get("file")
+            admin.update_phase(db, actor, phase, changes, form.reason)
+        elif form.what == "labels":
+            track = admin.get_or_404(db, Track, form.track_id)
             if upload is None or not upload.filename:
                 raise Invalid("choose a label file", field="file")
             version = admin.store_labels(
-                db, track, form.get("kind", ""), upload.stream, actor_id=actor.id, filename=upload.filename
+                db, track, form.kind, upload.stream, actor_id=actor.id, filename=upload.filename
             )
             db.refresh(track)
             if version.id not in labels.active_version_ids(track):
                 flash(f"Stored as {version.kind} version {version.version}: review its changes and confirm.", "info")
                 return redirect(url_for("admin.label_version", version_id=version.id))
-        elif what == "rescore":
-            track = admin.get_or_404(db, Track, int(form.get("track_id", 0)))
-            state = form.get("state", "")
-            team_id = form.get("team_id", "").strip()
+        elif form.what == "rescore":
+            track = admin.get_or_404(db, Track, form.track_id)
             count = admin.rescore_track(
                 db,
                 track,
                 actor.id,
-                form.get("reason") or "rescore requested",
-                states_=(state,) if state else None,
-                team_id=int(team_id) if team_id else None,
+                form.reason or "rescore requested",
+                states_=(form.state,) if form.state else None,
+                team_id=form.rescore_team,
             )
             flash(f"{count} submissions are being rescored.", "info")
-        elif what == "team":
-            team = admin.get_or_404(db, Team, int(form.get("team_id", 0)))
-            admin.moderate_team(db, actor, team, form.get("action", ""), form.get("reason"))
-        elif what == "disqualify":
-            sub = admin.get_or_404(db, Submission, int(form.get("submission_id", 0)))
-            admin.disqualify(db, actor, sub, form.get("reason"))
-        elif what == "baseline":
-            phase = admin.get_or_404(db, Phase, int(form.get("phase_id", 0)))
-            track = db.scalar(
-                select(Track).where(Track.challenge_id == challenge.id, Track.slug == form.get("track", ""))
-            )
-            upload = request.files.get("file")
+        elif form.what == "team":
+            team = admin.get_or_404(db, Team, form.team_id)
+            admin.moderate_team(db, actor, team, form.action, form.reason)
+        elif form.what == "disqualify":
+            sub = admin.get_or_404(db, Submission, form.submission_id)
+            admin.disqualify(db, actor, sub, form.reason)
+        else:
+            phase = admin.get_or_404(db, Phase, form.phase_id)
+            track = db.scalar(select(Track).where(Track.challenge_id == challenge.id, Track.slug == form.track))
             if track is None or upload is None or not upload.filename:
                 raise Invalid("choose a track and a file")
-            admin.post_baseline(
-                db, actor, phase, track, upload.stream, upload.filename, form.get("name", ""), form.get("note", "")
-            )
-        else:
-            raise Invalid(f"unknown action '{what}'")
+            admin.post_baseline(db, actor, phase, track, upload.stream, upload.filename, form.name, form.note)
         flash("Done.", "info")
-    except (ArenaError, ValueError) as exc:
-        flash(getattr(exc, "message", str(exc)), "error")
+    except ArenaError as exc:
+        flash(exc.message, "error")
     return redirect(url_for("admin.challenge", slug=slug))
+
+
+class ReasonForm(Model):
+    reason: str | None = Field(None, max_length=500)
+
+
+class FlagForm(ReasonForm):
+    flag_id: FormId
+    action: Literal["dismiss", "disqualify"]
+    submission_id: OptionalId = None  # disqualify: which of the two (default: the later one)
 
 
 @bp.route("/labels/<int:version_id>", methods=["GET", "POST"])
@@ -163,7 +184,7 @@ def label_version(version_id: int):
     track = db.get(Track, version.track_id)
     if request.method == "POST":
         try:
-            result = admin.activate_labels(db, current_user(), version, request.form.get("reason"))
+            result = admin.activate_labels(db, current_user(), version, contract.form(ReasonForm).reason)
             flash(
                 f"{version.kind} version {version.version} is active: {result['restored']} submissions restored "
                 f"from their kept scores, {result['rescoring']} being rescored.",
@@ -187,20 +208,13 @@ def flags(slug: str):
     challenge = _challenge(slug)
     db = get_session()
     if request.method == "POST":
+        form = contract.form(FlagForm)
         try:
-            flag = admin.get_or_404(db, IntegrityFlag, int(request.form.get("flag_id", 0)))
-            target = request.form.get("submission_id", "").strip()
-            integrity.resolve(
-                db,
-                current_user(),
-                flag,
-                request.form.get("action", ""),
-                request.form.get("reason"),
-                int(target) if target else None,
-            )
+            flag = admin.get_or_404(db, IntegrityFlag, form.flag_id)
+            integrity.resolve(db, current_user(), flag, form.action, form.reason, form.submission_id)
             flash(f"Flag {flag.id} is {flag.status}.", "info")
-        except (ArenaError, ValueError) as exc:
-            flash(getattr(exc, "message", str(exc)), "error")
+        except ArenaError as exc:
+            flash(exc.message, "error")
         return redirect(url_for("admin.flags", slug=slug))
     status = request.args.get("status", "open")
     rows = [integrity.view(f) for f in integrity.queue(db, challenge.id, None if status == "all" else status)]
