@@ -95,7 +95,8 @@ class Track(Base):
 
 
 class LabelFile(Base):
-    """A hidden label file of a track, stored under storage/labels by its checksum, never served."""
+    """The active hidden label file of a track and kind (a copy of its LabelVersion's file fields, which scoring
+    reads), stored under storage/labels by its checksum, never served."""
 
     __tablename__ = "label_file"
     __table_args__ = (UniqueConstraint("track_id", "kind"),)

@@ -12,7 +12,7 @@ from arena import phases, states
 from arena.leaderboard import leaderboard
 from arena.models import AuditEvent, Notification, Phase, Submission
 from arena.services import teams
-from arena_testkit import PASSWORD, make_user, run_worker, token_for, upload
+from arena_testkit import PASSWORD, finished_submission, make_user, run_worker, token_for, upload
 
 pytestmark = pytest.mark.redis
 
@@ -69,23 +69,6 @@ def test_uploads_are_taken_when_open_and_late_only_where_allowed(allow_late, clo
         phases.upload_is_late(_phase(starts_at=dt.datetime(2031, 1, 1), ends_at=dt.datetime(2032, 1, 1)), NOW)
 
 
-def _finished(db, team, phase, track, public, private, minute, **kw) -> Submission:
-    sub = Submission(
-        team_id=team.id,
-        phase_id=phase.id,
-        track_id=track.id,
-        state=states.FINISHED,
-        public_score=public,
-        private_score=private,
-        scores={"public": {"ap50": public}, "private": {"ap50": private}},
-        created_at=dt.datetime(2024, 1, 1, 0, minute),
-        **kw,
-    )
-    db.add(sub)
-    db.commit()
-    return sub
-
-
 @pytest.fixture
 def organizer(db):
     return token_for(db, make_user(db, "org@example.com", organizer=True))
@@ -98,7 +81,7 @@ def _patch(client, headers, phase, **body):
 def test_closing_never_reveals_and_reveal_is_an_audited_action_on_a_closed_phase(client, db, challenge, organizer):
     phase, track = challenge.phases[0], challenge.tracks[0]
     team = teams.create_team(db, make_user(db, "a@example.com"), challenge, "Team A", True)
-    _finished(db, team, phase, track, 0.9, 0.7, 1)
+    finished_submission(db, team, phase, track, 0.9, 0.7, 1)
     early = _patch(client, organizer, phase, private_revealed=True)
     assert early.status_code == 409 and "once the phase is closed" in early.get_json()["message"]
     assert client.get(f"{BOARD}?split=private").status_code == 403
@@ -210,9 +193,9 @@ def test_the_automatic_final_choice_is_recorded_at_close_and_shown(client, db, c
     _user, headers, team = team_user
     phase, track = challenge.phases[0], challenge.tracks[0]
     other = teams.create_team(db, make_user(db, "b@example.com"), challenge, "Team B", True)
-    subs = [_finished(db, team, phase, track, 0.1 * i, 0.9 - 0.1 * i, i) for i in range(1, 4)]
-    picked = _finished(db, other, phase, track, 0.2, 0.2, 5)
-    _finished(db, other, phase, track, 0.8, 0.8, 6)
+    subs = [finished_submission(db, team, phase, track, 0.1 * i, 0.9 - 0.1 * i, i) for i in range(1, 4)]
+    picked = finished_submission(db, other, phase, track, 0.2, 0.2, 5)
+    finished_submission(db, other, phase, track, 0.8, 0.8, 6)
     assert client.post(f"/api/v1/submissions/{picked.id}/final", json={}, headers=token_for(db, other.members[0].user))
     _patch(client, organizer, phase, closed=True)
     auto = {s.id for s in db.query(Submission).filter(Submission.final_auto.is_(True))}
@@ -230,7 +213,7 @@ def test_the_watchdog_records_the_finals_of_a_phase_that_ended_by_time(app, db, 
 
     _user, _headers, team = team_user
     phase, track = challenge.phases[0], challenge.tracks[0]
-    sub = _finished(db, team, phase, track, 0.5, 0.5, 1)
+    sub = finished_submission(db, team, phase, track, 0.5, 0.5, 1)
     sweep(db)
     assert db.get(Submission, sub.id).final_auto is False  # still open
     phase.ends_at = dt.datetime(2024, 1, 2)
@@ -243,7 +226,7 @@ def test_the_watchdog_records_the_finals_of_a_phase_that_ended_by_time(app, db, 
 def test_a_disqualification_frees_the_final_slot_and_tells_the_team(client, db, challenge, team_user, organizer):
     user, headers, team = team_user
     phase, track = challenge.phases[0], challenge.tracks[0]
-    ids = [_finished(db, team, phase, track, 0.1 * i, 0.1, i).id for i in range(1, 4)]
+    ids = [finished_submission(db, team, phase, track, 0.1 * i, 0.1, i).id for i in range(1, 4)]
     for sub_id in ids[:2]:
         assert client.post(f"/api/v1/submissions/{sub_id}/final", headers=headers, json={}).status_code == 200
     out = client.post(f"/api/v1/admin/submissions/{ids[0]}/disqualify", headers=organizer, json={"reason": "copied"})

@@ -346,6 +346,8 @@ PATH_VALUES = {
     "phase_id": lambda w: w.ids["phase"],
     "track_id": lambda w: w.ids["track"],
     "token_id": lambda w: w.ids["token"],
+    "version_id": lambda w: w.ids["label"],
+    "flag_id": lambda w: 999999,  # no flag in the world: the role is checked before the lookup
 }
 
 
