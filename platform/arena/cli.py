@@ -18,6 +18,9 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(user_group)
     app.cli.add_command(baseline_group)
     app.cli.add_command(standings_group)
+    from .cli_contest import rescore
+
+    app.cli.add_command(rescore)
     from .demo import demo
 
     app.cli.add_command(demo)

@@ -8,7 +8,8 @@ One sweep (safe to run from several processes at once: every change is a conditi
    submissions never count against the limits) and tells the team;
 2. a `submitted` submission older than WATCHDOG_GRACE_SECONDS (its upload was stored but Redis was down) and a
    `queued` or `rescoring` one whose RQ job is gone (Redis restarted without its data, the job was lost or failed)
-   are put on the queue again. A job that runs twice scores once (`states.claim`), so a duplicate costs nothing.
+   are put on the queue again. A job that runs twice scores once (`states.claim`), so a duplicate costs nothing;
+3. a phase that closed by time gets its teams' automatic final choices recorded (phases.record_ended_phases).
 
 RQ's own cleanup runs first (`StartedJobRegistry.cleanup`: jobs whose worker heartbeat expired move to the failed
 registry). The sweep runs in a thread of every `arena worker` (`start_thread`) and as `arena watchdog --every N`.
@@ -25,7 +26,7 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import audit, metrics, notify, orphans, standings, states
+from . import audit, metrics, notify, orphans, phases, standings, states
 from .db import new_session
 from .models import Submission, utcnow
 
@@ -188,6 +189,7 @@ def sweep(session: Session, now: dt.datetime | None = None) -> Sweep:
                 )
                 enqueued += _enqueue(session, sub)
     orphans.maybe_remove(session, config)  # upload files whose row never came (at most every 10 min)
+    phases.record_ended_phases(session, now)  # the automatic finals of a phase that closed by time
     result = Sweep(requeued=requeued, failed=failed, enqueued=enqueued, redis_ok=conn is not None)
     if requeued or failed or enqueued:
         log.info("watchdog: %s", result.as_dict())

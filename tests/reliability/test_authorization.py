@@ -55,7 +55,7 @@ def _build(app, client, db, data) -> World:
     headers = {"anonymous": {}, "member": token_for(db, alice), "other": token_for(db, bob)}
     headers["organizer"] = token_for(db, organizer)
     sub_id = upload(client, headers["member"], data.detection_csv()).get_json()["id"]
-    from arena.models import ApiToken
+    from arena.models import ApiToken, LabelVersion
 
     ids = {
         "team": alpha.id,
@@ -64,6 +64,7 @@ def _build(app, client, db, data) -> World:
         "phase": db.query(Phase).one().id,
         "track": db.query(Track).filter(Track.slug == "detection").one().id,
         "token": db.query(ApiToken).filter(ApiToken.user_id == alice.id).one().id,
+        "label": db.query(LabelVersion).filter(LabelVersion.kind == "detection_gt").one().id,
     }
     return World(headers, ids, beta.invite_code)
 
@@ -196,6 +197,30 @@ ENDPOINTS = {
         lambda w, d, role: {"data": {"kind": "detection_gt"}, "content_type": "multipart/form-data"},
         {"anonymous": 401, "other": 403, "member": 403, "organizer": 400},
     ),
+    "admin-label-versions": (
+        "get",
+        "/api/v1/admin/tracks/{track}/labels",
+        None,
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "admin-label-dry-run": (
+        "post",
+        "/api/v1/admin/labels/{label}/activate",
+        lambda w, d, role: {"json": {"dry_run": True}},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "admin-flags": (
+        "get",
+        "/api/v1/admin/challenges/tiny/flags",
+        None,
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "admin-resolve-flag": (  # no such flag: the organizer check comes first, then the 404
+        "post",
+        "/api/v1/admin/flags/999999/dismiss",
+        lambda w, d, role: {"json": {"reason": "matrix"}},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 404},
+    ),
     "admin-rescore": (
         "post",
         "/api/v1/admin/tracks/{track}/rescore",
@@ -287,7 +312,15 @@ def test_the_matrix_covers_every_api_route(app):
             pattern = rule
             for converter in ("<int:team_id>", "<int:user_id>", "<int:submission_id>", "<int:phase_id>"):
                 pattern = pattern.replace(converter, "{}")
-            for converter in ("<int:track_id>", "<int:token_id>", "<slug>", "<phase_slug>", "<track_slug>"):
+            for converter in (
+                "<int:track_id>",
+                "<int:token_id>",
+                "<int:version_id>",
+                "<int:flag_id>",
+                "<slug>",
+                "<phase_slug>",
+                "<track_slug>",
+            ):
                 pattern = pattern.replace(converter, "{}")
             pattern = pattern.replace("<action>", "{}")
             import re
@@ -313,6 +346,8 @@ PATH_VALUES = {
     "phase_id": lambda w: w.ids["phase"],
     "track_id": lambda w: w.ids["track"],
     "token_id": lambda w: w.ids["token"],
+    "version_id": lambda w: w.ids["label"],
+    "flag_id": lambda w: 999999,  # no flag in the world: the role is checked before the lookup
 }
 
 

@@ -6,8 +6,9 @@ name the key, loaded into the database; loading it again updates the challenge i
     splits: {seed, public_fraction},
     tracks: [{slug, kind: detection|recognition, title, max_upload_mb, max_boxes_per_image,
               labels: {detection_gt | test_info | verification_pairs: path relative to the bundle}}],
-    phases: [{slug, title, starts, ends, tracks: [slug...], ranking: best|latest, final_submissions,
-              limits: {per_day, total, in_flight}}]
+    phases: [{slug, title, starts, ends, reveal (the private board shows from then on; never before ends),
+              late_submissions: true|false (uploads after the phase closes: scored, never ranked),
+              tracks: [slug...], ranking: best|latest, final_submissions, limits: {per_day, total, in_flight}}]
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ def parse_bundle(text: str, base: Path | None = None) -> dict:
         )
         if ends <= starts:
             raise BundleError(f"{where}ends: must be after starts")
+        reveal = _time(phase.get("reveal"), f"{where}reveal")
+        if reveal is not None and reveal < ends:
+            raise BundleError(f"{where}reveal: must not be before ends (closing never reveals the private board)")
         tracks = _opt(phase, "tracks", where, list, track_slugs)
         unknown = [t for t in tracks if t not in track_slugs]
         if unknown:
@@ -175,6 +179,8 @@ def parse_bundle(text: str, base: Path | None = None) -> dict:
             "track_slugs": ",".join(tracks),
             "ranking": ranking,
             "final_count": _opt(phase, "final_submissions", where, int, 2),
+            "reveal_at": reveal,
+            "allow_late": _opt(phase, "late_submissions", where, bool, False),
         }
         for key, column, default in (
             ("per_day", "max_per_day", 5),
@@ -257,5 +263,7 @@ def load_bundle(session: Session, text: str, base: Path | None = None, actor_id:
         for kind in ("test_info", "detection_gt", "verification_pairs"):
             if kind in t["labels"]:
                 with open(t["labels"][kind], "rb") as stream:
-                    store_labels(session, tracks[t["slug"]], kind, stream, actor_id=actor_id)
+                    store_labels(
+                        session, tracks[t["slug"]], kind, stream, actor_id=actor_id, filename=t["labels"][kind].name
+                    )
     return challenge
