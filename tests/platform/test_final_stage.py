@@ -1,0 +1,218 @@
+"""The final stage (arena/sandbox): a team's model archive runs in bubblewrap on the hidden test images, is scored by
+the ordinary scorer and timed; a model that breaks out, hangs or writes garbage is stopped with a clear message and
+costs the team nothing. The models here are tiny module-kind archives: each test image carries its index in its
+pixels, so an honest "model" can answer exactly what the team uploaded."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import textwrap
+
+import numpy as np
+import pytest
+from arena.models import ModelSubmission, Submission
+from arena_testkit import upload
+
+from scorer.archive import Manifest, write_archive
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make test does)")
+
+GOOD_DETECTOR = """
+import json, os
+import numpy as np
+
+class Model:
+    def __init__(self, folder):
+        self.boxes = json.load(open(os.path.join(folder, "boxes.json")))
+
+    def predict(self, images):
+        out = []
+        for image in images:
+            rows = self.boxes.get(str(int(image[0, 0, 0]) // 10), [])
+            out.append(np.array([[*box, 0.5] for box in rows]).reshape(-1, 5))
+        return out
+
+def load(folder):
+    return Model(folder)
+"""
+
+GOOD_EMBEDDER = """
+import numpy as np
+
+def load(folder):
+    return Model(np.load(folder + "/features.npy"))
+
+class Model:
+    def __init__(self, features):
+        self.features = features
+
+    def embed(self, crops):
+        return self.features[np.minimum(crops[:, 0, 0, 0].astype(int) // 5, len(self.features) - 1)]
+"""
+
+BAD = {
+    "network": (
+        "import socket\nsocket.create_connection(('127.0.0.1', 6379), timeout=2)",
+        "the sandbox has no network",
+    ),
+    "outside": ("open({secret!r}).read()", "sees only its own folder"),
+    "write_images": ("open('/images/det_000.jpg', 'wb').write(b'x')", "sees only its own folder"),
+    "fork_bomb": (
+        "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(30)\n        os._exit(0)",
+        "at most 24 processes",
+    ),
+    "memory": ("block = bytearray(8 * 2**30)", "past its memory limit"),
+    "never_ends": ("import time\ntime.sleep(3600)", "wall-time limit of 20 s"),
+    "crash": ("raise RuntimeError('weights not found')", "RuntimeError: weights not found"),
+    "garbage": ("return [np.array([[10, 10, 5, 5, 0.9]]) for _ in images]", "not a valid submission"),
+}
+
+
+def _bad_detector(body: str) -> str:
+    return "import numpy as np\n\nclass Model:\n    def predict(self, images):\n" + textwrap.indent(
+        body, " " * 8
+    ) + "\n\ndef load(folder):\n    return Model()\n"
+
+
+@pytest.fixture
+def final_app(app, tmp_path):
+    app.config.update(
+        SANDBOX_WALL_SECONDS=20,
+        SANDBOX_PROCESSES=24,
+        SANDBOX_MEMORY_BYTES=2 * 2**30,
+        SANDBOX_THREADS=1,
+        SPEED_FRAMES=2,
+        SANDBOX_WORK_DIR=str(tmp_path / "sandbox"),
+    )
+    return app
+
+
+@pytest.fixture
+def stage(final_app, db, challenge, data, team_user, client, tmp_path):
+    """The challenge's dev phase open to models, its test images stored, and a finished perfect submission of the
+    team on each track: {track: submission id}."""
+    from arena.services.challenges import load_bundle
+    from arena.sandbox import service
+    from arena_testkit import run_worker
+    from PIL import Image
+
+    text = (data.folder / "challenge.yaml").read_text().replace("final_submissions: 2", "final_submissions: 2\n    accepts_models: true")
+    load_bundle(db, text, data.folder)
+    images = tmp_path / "test_images"
+    images.mkdir()
+    for i, name in enumerate(data.det_names):
+        Image.fromarray(np.full((400, 400, 3), 10 * i, dtype=np.uint8)).save(images / name, format="PNG")
+    for i, name in enumerate(data.rec_labels.image_names):
+        Image.fromarray(np.full((40, 40, 3), 5 * i, dtype=np.uint8)).save(images / name, format="PNG")
+    for track in challenge.tracks:
+        service.import_test_images(db, None, track, images)
+    _user, headers, _team = team_user
+    ids = {}
+    for track, content in (("detection", data.detection_csv(1.0)), ("recognition", data.features(True))):
+        response = upload(client, headers, content, track=track, name="sub.bin")
+        assert response.status_code == 202, response.get_json()
+        ids[track] = response.get_json()["id"]
+    run_worker(final_app)
+    return ids
+
+
+def _detector_archive(tmp_path, data, source=GOOD_DETECTOR) -> bytes:
+    boxes = {str(i): [] for i in range(len(data.det_names))}
+    for image, box in zip(data.det_index, data.det_boxes, strict=True):
+        boxes[str(int(image))].append([float(v) for v in box])
+    import json
+
+    manifest = Manifest(task="detection", kind="module", entry="model.py", requirements=("numpy",), batch_size=4)
+    path = write_archive(tmp_path / "det.zip", manifest, {"model.py": source, "boxes.json": json.dumps(boxes)})
+    return path.read_bytes()
+
+
+def _submit(db, team_user, challenge, track, content, sub_id):
+    from arena.sandbox import service
+
+    user, _headers, _team = team_user
+    return service.submit_model(db, user, challenge, "dev", track, io.BytesIO(content), "model.zip", sub_id)
+
+
+def _run(final_app, db, model_id) -> ModelSubmission:
+    from arena.sandbox.jobs import run_model
+
+    with final_app.app_context():
+        run_model(model_id)
+    db.expire_all()
+    return db.get(ModelSubmission, model_id)
+
+
+def test_a_good_detector_reproduces_its_submitted_score_and_is_timed(final_app, db, challenge, data, team_user, stage, tmp_path):
+    from arena.sandbox import service
+
+    model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data), stage["detection"])
+    model = _run(final_app, db, model.id)
+    assert model.state == "finished", (model.error, model.log_tail)
+    report = service.reproduction(model)
+    submitted = db.get(Submission, stage["detection"])
+    assert report["splits"]["public"]["submitted"] == submitted.public_score
+    assert report["splits"]["public"]["reproduced"] == pytest.approx(submitted.public_score, abs=1e-12)
+    assert report["splits"]["private"]["difference"] == pytest.approx(0, abs=1e-12)
+    assert report["verdict"] == "reproduced"
+    speed = model.speed
+    assert speed["frames"] == 2 and speed["frame_size"] == [1920, 1080]
+    assert speed["images_per_second"] > 0 and speed["ms_per_image"] > 0
+    assert speed["model_bytes"] == model.size and speed["peak_rss_bytes"] > 0
+    assert speed["hardware"]["device"] == "cpu"
+    assert model.worker["device"] == "cpu"
+
+
+def test_a_good_embedder_reproduces_its_features(final_app, db, challenge, data, team_user, stage, tmp_path):
+    features = np.frombuffer(data.features(True), dtype="<f8").reshape(len(data.rec_labels.labels), -1)
+    np.save(tmp_path / "features.npy", features)
+    manifest = Manifest(task="recognition", kind="module", entry="model.py", input_size=16, extra={"enlarge_rate": 0})
+    archive = write_archive(
+        tmp_path / "rec.zip", manifest, {"model.py": GOOD_EMBEDDER, "features.npy": tmp_path / "features.npy"}
+    )
+    model = _submit(db, team_user, challenge, "recognition", archive.read_bytes(), stage["recognition"])
+    model = _run(final_app, db, model.id)
+    assert model.state == "finished", (model.error, model.log_tail)
+    from arena.sandbox import service
+
+    assert service.reproduction(model)["verdict"] == "reproduced"
+
+
+def test_a_model_that_scores_differently_is_not_reproduced(final_app, db, challenge, data, team_user, stage, tmp_path):
+    """A model whose boxes all moved far off scores 0 while its team uploaded a perfect file."""
+    from arena.sandbox import service
+
+    source = GOOD_DETECTOR.replace("[*box, 0.5]", "[box[0] + 200, box[1] + 200, box[2] + 200, box[3] + 200, 0.5]")
+    model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data, source), stage["detection"])
+    report = service.reproduction(_run(final_app, db, model.id))
+    assert report["verdict"] == "not reproduced"
+    assert report["max_difference"] > challenge.reproduction_tolerance
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_model_that_breaks_the_rules_fails_with_a_clear_message(
+    final_app, db, challenge, data, team_user, stage, tmp_path, case
+):
+    """Network, files outside the view, a fork bomb, a huge allocation, a model that never ends, a crash and
+    garbage: each stops the run with its own message and the tail of its output; the team's submission, the
+    database and the other files are untouched."""
+    secret = final_app.config["STORAGE_DIR"] + "/" + db.get(Submission, stage["recognition"]).stored_path
+    body, message = BAD[case]
+    source = _bad_detector(body.format(secret=secret))
+    before = open(secret, "rb").read()
+    submitted = db.get(Submission, stage["detection"])
+    scores_before = dict(submitted.scores)
+    model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data, source), stage["detection"])
+    model = _run(final_app, db, model.id)
+    assert model.state == "failed"
+    assert message in model.error, (model.error, model.log_tail)
+    assert model.scores is None
+    assert open(secret, "rb").read() == before
+    db.expire_all()
+    submitted = db.get(Submission, stage["detection"])
+    assert submitted.state == "finished" and submitted.scores == scores_before
+    image = final_app.config["STORAGE_DIR"]
+    assert image  # the stored test images are still readable and whole
+    if case in ("crash", "network", "outside"):
+        assert "Traceback" in model.log_tail
