@@ -63,16 +63,33 @@ BAD = {
         "at most 24 processes",
     ),
     "memory": ("block = bytearray(8 * 2**30)", "past its memory limit"),
-    "never_ends": ("import time\ntime.sleep(3600)", "wall-time limit of 20 s"),
+    "database": (
+        "import socket\nsocket.create_connection(('127.0.0.1', 5432), timeout=2)",
+        "the sandbox has no network",
+    ),
+    "never_ends": ("import time\ntime.sleep(3600)", "wall-time limit of 6 s"),
+    "spins": ("while True:\n    pass", "more than its 2 s of CPU time"),
+    "floods_its_output": (
+        "import os, sys\nfd = int(sys.argv[sys.argv.index('--result-fd') + 1])\nos.write(fd, b'x' * 3_000_000)",
+        "more than the 1,000,000 bytes of results",
+    ),
     "crash": ("raise RuntimeError('weights not found')", "RuntimeError: weights not found"),
     "garbage": ("return [np.array([[10, 10, 5, 5, 0.9]]) for _ in images]", "not a valid submission"),
 }
 
+LIMITS = {  # the limit each case runs into, set low so that the tests stay short
+    "never_ends": {"SANDBOX_WALL_SECONDS": 6},
+    "spins": {"SANDBOX_CPU_SECONDS": 2},
+    "floods_its_output": {"SANDBOX_RESULT_BYTES": 1_000_000},
+}
+
 
 def _bad_detector(body: str) -> str:
-    return "import numpy as np\n\nclass Model:\n    def predict(self, images):\n" + textwrap.indent(
-        body, " " * 8
-    ) + "\n\ndef load(folder):\n    return Model()\n"
+    return (
+        "import numpy as np\n\nclass Model:\n    def predict(self, images):\n"
+        + textwrap.indent(body, " " * 8)
+        + "\n\ndef load(folder):\n    return Model()\n"
+    )
 
 
 @pytest.fixture
@@ -92,12 +109,16 @@ def final_app(app, tmp_path):
 def stage(final_app, db, challenge, data, team_user, client, tmp_path):
     """The challenge's dev phase open to models, its test images stored, and a finished perfect submission of the
     team on each track: {track: submission id}."""
-    from arena.services.challenges import load_bundle
     from arena.sandbox import service
+    from arena.services.challenges import load_bundle
     from arena_testkit import run_worker
     from PIL import Image
 
-    text = (data.folder / "challenge.yaml").read_text().replace("final_submissions: 2", "final_submissions: 2\n    accepts_models: true")
+    text = (
+        (data.folder / "challenge.yaml")
+        .read_text()
+        .replace("final_submissions: 2", "final_submissions: 2\n    accepts_models: true")
+    )
     load_bundle(db, text, data.folder)
     images = tmp_path / "test_images"
     images.mkdir()
@@ -144,7 +165,9 @@ def _run(final_app, db, model_id) -> ModelSubmission:
     return db.get(ModelSubmission, model_id)
 
 
-def test_a_good_detector_reproduces_its_submitted_score_and_is_timed(final_app, db, challenge, data, team_user, stage, tmp_path):
+def test_a_good_detector_reproduces_its_submitted_score_and_is_timed(
+    final_app, db, challenge, data, team_user, stage, tmp_path
+):
     from arena.sandbox import service
 
     model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data), stage["detection"])
@@ -184,7 +207,9 @@ def test_a_model_that_scores_differently_is_not_reproduced(final_app, db, challe
     from arena.sandbox import service
 
     source = GOOD_DETECTOR.replace("[*box, 0.5]", "[box[0] + 200, box[1] + 200, box[2] + 200, box[3] + 200, 0.5]")
-    model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data, source), stage["detection"])
+    model = _submit(
+        db, team_user, challenge, "detection", _detector_archive(tmp_path, data, source), stage["detection"]
+    )
     report = service.reproduction(_run(final_app, db, model.id))
     assert report["verdict"] == "not reproduced"
     assert report["max_difference"] > challenge.reproduction_tolerance
@@ -199,11 +224,14 @@ def test_a_model_that_breaks_the_rules_fails_with_a_clear_message(
     database and the other files are untouched."""
     secret = final_app.config["STORAGE_DIR"] + "/" + db.get(Submission, stage["recognition"]).stored_path
     body, message = BAD[case]
+    final_app.config.update(LIMITS.get(case, {}))
     source = _bad_detector(body.format(secret=secret))
     before = open(secret, "rb").read()
     submitted = db.get(Submission, stage["detection"])
     scores_before = dict(submitted.scores)
-    model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data, source), stage["detection"])
+    model = _submit(
+        db, team_user, challenge, "detection", _detector_archive(tmp_path, data, source), stage["detection"]
+    )
     model = _run(final_app, db, model.id)
     assert model.state == "failed"
     assert message in model.error, (model.error, model.log_tail)
@@ -212,7 +240,5 @@ def test_a_model_that_breaks_the_rules_fails_with_a_clear_message(
     db.expire_all()
     submitted = db.get(Submission, stage["detection"])
     assert submitted.state == "finished" and submitted.scores == scores_before
-    image = final_app.config["STORAGE_DIR"]
-    assert image  # the stored test images are still readable and whole
     if case in ("crash", "network", "outside"):
-        assert "Traceback" in model.log_tail
+        assert "Traceback" in model.log_tail  # the tail of the model's own output comes with the message

@@ -135,7 +135,8 @@ def command(
 
 def _limit(limits: Limits):
     def apply():
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds))
+        # SIGXCPU at the soft limit (its own exit status), SIGKILL two seconds later if it is caught
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 2))
         resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.result_bytes, limits.result_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import logging
-import shutil
 import secrets
+import shutil
 from pathlib import Path
 from typing import BinaryIO
 
@@ -137,8 +137,15 @@ def import_test_images(session: Session, actor: User | None, track: Track, folde
     found.uploaded_at, found.uploaded_by_id = utcnow(), actor.id if actor else None
     session.flush()
     after = {"sha256": found.sha256, "num_images": found.num_images}
-    audit.record(session, "test_images_set", found, actor_id=found.uploaded_by_id, before=before, after=after,
-                 challenge_id=track.challenge_id)
+    audit.record(
+        session,
+        "test_images_set",
+        found,
+        actor_id=found.uploaded_by_id,
+        before=before,
+        after=after,
+        challenge_id=track.challenge_id,
+    )
     session.commit()
     return found
 
