@@ -31,6 +31,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from . import cli, config, db, health, logs
     from .api import bp as api_bp
     from .extensions import csrf, limiter
+    from .sandbox.http import api as final_api_bp
+    from .sandbox.http import pages as final_pages_bp
     from .web import bp as web_bp
     from .web_admin import bp as admin_bp
 
@@ -52,6 +54,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens, never with the cookie
+    app.register_blueprint(final_api_bp)  # the final stage (arena/sandbox/http.py)
+    app.register_blueprint(final_pages_bp)
+    csrf.exempt(final_api_bp)
     health.init_app(app)  # /healthz, /readyz, /metrics; 503 (never 500) when the database or Redis fails
     cli.init_app(app)
     return app

@@ -18,6 +18,9 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(user_group)
     app.cli.add_command(baseline_group)
     from .demo import demo
+    from .sandbox.cli import final
+
+    app.cli.add_command(final)
 
     app.cli.add_command(demo)
 

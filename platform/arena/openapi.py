@@ -218,8 +218,27 @@ ROUTES = [
         202,
         SUBMISSION,
     ),
+    # the final stage (arena/sandbox/http.py)
+    (
+        "post",
+        "/challenges/{slug}/models",
+        "Hand in a model archive that reproduces a finished submission; a sandboxed worker re-runs it",
+        "token",
+        "multipart:phase,track,submission_id,device,file",
+        202,
+        JSON_OBJ,
+    ),
+    (
+        "get",
+        "/models/{model_id}",
+        "One model run: state, error, log tail, speed test, reproduction",
+        "token",
+        None,
+        200,
+        JSON_OBJ,
+    ),
 ]
-_INT_PARAMS = {"token_id", "team_id", "user_id", "submission_id", "phase_id", "track_id"}
+_INT_PARAMS = {"token_id", "team_id", "user_id", "submission_id", "phase_id", "track_id", "model_id"}
 
 
 def _parameters(path: str) -> list[dict]:
@@ -241,7 +260,7 @@ def _body(body) -> dict:
                     "schema": {
                         "type": "object",
                         "properties": props,
-                        "required": [f for f in fields if f not in ("note",)],
+                        "required": [f for f in fields if f not in ("note", "device")],
                     }
                 }
             },

@@ -242,3 +242,114 @@ def test_a_model_that_breaks_the_rules_fails_with_a_clear_message(
     assert submitted.state == "finished" and submitted.scores == scores_before
     if case in ("crash", "network", "outside"):
         assert "Traceback" in model.log_tail  # the tail of the model's own output comes with the message
+
+
+# --------------------------------------------------------------------------------------------------- the HTTP edge
+
+
+def _post_model(client, headers, content: bytes, sub_id, **fields):
+    form = {"phase": "dev", "track": "detection", "submission_id": str(sub_id), **fields}
+    form["file"] = (io.BytesIO(content), "model.zip")
+    return client.post("/api/v1/challenges/tiny/models", data=form, headers=headers, content_type="multipart/form-data")
+
+
+def test_the_api_takes_a_model_and_a_worker_of_its_device_runs_it(
+    final_app, client, db, data, team_user, stage, tmp_path
+):
+    from arena.queue import connect
+    from arena.sandbox.jobs import queue_name
+    from rq import Queue, SimpleWorker
+
+    _user, headers, _team = team_user
+    response = _post_model(client, headers, _detector_archive(tmp_path, data), stage["detection"])
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert body["state"] == "queued" and body["device"] == "cpu" and body["manifest"]["entry"] == "model.py"
+    assert "private" not in body["reproduction"]["splits"]  # a team never sees the private split through its model
+    with final_app.app_context():
+        final_app.config["SANDBOX_DEVICE"] = "cpu"
+        assert Queue(queue_name(final_app.config, "cuda"), connection=connect()).count == 0  # the job says cpu
+        SimpleWorker([Queue(queue_name(final_app.config, "cpu"), connection=connect())], connection=connect()).work(
+            burst=True
+        )
+    got = client.get(f"/api/v1/models/{body['id']}", headers=headers).get_json()
+    assert got["state"] == "finished", got
+    assert got["reproduction"]["splits"]["public"]["difference"] == pytest.approx(0, abs=1e-12)
+    assert got["worker"]["device"] == "cpu" and got["reproduction"]["speed"]["images_per_second"] > 0
+
+
+@pytest.mark.parametrize(
+    "change, status, field",
+    [
+        ({"file": b"not a zip"}, 400, "archive"),
+        ({"device": "tpu"}, 400, "device"),
+        ({"submission_id": "999"}, 404, "submission_id"),
+        ({"track": "recognition"}, 404, "submission_id"),  # the detection submission is not of that track
+    ],
+)
+def test_a_model_that_cannot_run_is_refused_before_it_is_queued(
+    client, db, data, team_user, stage, tmp_path, change, status, field
+):
+    _user, headers, _team = team_user
+    content = change.pop("file", None) or _detector_archive(tmp_path, data)
+    response = _post_model(client, headers, content, change.pop("submission_id", stage["detection"]), **change)
+    assert response.status_code == status, response.get_json()
+    assert response.get_json()["field"] == field
+    assert db.query(ModelSubmission).count() == 0
+
+
+def test_a_phase_that_takes_no_models_refuses_them(client, db, challenge, data, team_user, stage, tmp_path):
+    challenge.phases[0].accepts_models = False
+    db.commit()
+    _user, headers, _team = team_user
+    response = _post_model(client, headers, _detector_archive(tmp_path, data), stage["detection"])
+    assert response.status_code == 403 and "does not accept model archives" in response.get_json()["message"]
+
+
+def test_another_team_cannot_see_a_model_run(final_app, client, db, challenge, data, team_user, stage, tmp_path):
+    from arena.services import teams
+    from arena_testkit import make_user, token_for
+
+    _user, headers, _team = team_user
+    model_id = _post_model(client, headers, _detector_archive(tmp_path, data), stage["detection"]).get_json()["id"]
+    other = make_user(db, "bob@example.com")
+    teams.create_team(db, other, challenge, "Beta", True)
+    assert client.get(f"/api/v1/models/{model_id}", headers=token_for(db, other)).status_code == 404
+
+
+def test_the_console_shows_the_reproduction_and_audits_the_checklist(
+    final_app, client, db, challenge, data, team_user, stage, tmp_path
+):
+    from arena.models import AuditEvent
+    from arena.services import submissions
+    from arena_testkit import PASSWORD, make_user
+
+    user, headers, _team = team_user
+    submissions.select_final(db, user, stage["detection"], True)
+    model_id = _post_model(client, headers, _detector_archive(tmp_path, data), stage["detection"]).get_json()["id"]
+    _run(final_app, db, model_id)
+    organizer = make_user(db, "org@example.com", organizer=True)
+    client.post("/login", data={"email": organizer.email, "password": PASSWORD})
+    page = client.get("/admin/c/tiny/dev/detection/final")
+    assert page.status_code == 200 and "reproduced" in page.get_data(as_text=True)
+    response = client.post(
+        "/admin/c/tiny/dev/detection/final",
+        data={"submission_id": stage["detection"], "item": "model_archive", "checked": "1"},
+    )
+    assert response.status_code == 302
+    rows = client.get("/admin/c/tiny/dev/detection/final.json").get_json()["finals"]
+    assert rows[0]["checklist"]["model_archive"]["checked"] is True
+    assert rows[0]["checklist"]["method_description"]["checked"] is False
+    assert rows[0]["reproduction"]["verdict"] == "reproduced"
+    event = db.query(AuditEvent).filter_by(action="final_check").one()
+    assert event.actor_id == organizer.id and event.after["model_archive"]["checked"] is True
+    lines = client.get("/admin/c/tiny/dev/detection/final.csv").get_data(as_text=True).splitlines()
+    assert lines[0].startswith("submission_id,team,") and ",reproduced," in lines[1] and lines[1].endswith(",0,1,0")
+
+
+def test_participants_cannot_open_the_console(client, team_user, stage):
+    from arena_testkit import PASSWORD
+
+    user, _headers, _team = team_user
+    client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert client.get("/admin/c/tiny/dev/detection/final").status_code == 403
