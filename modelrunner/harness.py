@@ -61,6 +61,7 @@ def load_model(folder: Path, device: str):
                     return model(to_tensor(crops)).float().cpu().numpy()
 
         return run, manifest
+    os.environ["ARENA_DEVICE"] = device  # where a module-kind model should put itself
     sys.path.insert(0, str(folder))  # the archive's own modules import one another
     spec = importlib.util.spec_from_file_location("team_model", folder / manifest.entry)
     module = importlib.util.module_from_spec(spec)

@@ -1,6 +1,6 @@
-"""The model archive of the final stage (docs/operations.md, starter_kit/README.md): a zip that a team uploads so that the platform can
-re-run its model on the hidden images. Pure standard library plus `packaging`: it validates without importing torch,
-so the web process can refuse a bad archive before anything runs.
+"""The model archive of the final stage (docs/operations.md, starter_kit/README.md): a zip that a team uploads so
+that the platform can re-run its model on the hidden images. Pure standard library plus `packaging`: it validates
+without importing torch, so the web process can refuse a bad archive before anything runs.
 
 An archive holds `model.json` at its root:
 
