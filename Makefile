@@ -21,7 +21,10 @@ lock: $(STAMP)
 
 install: $(STAMP)
 
-## The whole suite, SQLite and the PostgreSQL/Redis services of this machine included.
+## The whole suite, SQLite and the PostgreSQL/Redis services of this machine included. The seed policy is the
+## hypothesis profile `ci` (derandomized: every machine draws the same examples; root conftest.py), printed at the end.
+HYPOTHESIS_PROFILE ?= ci
+export HYPOTHESIS_PROFILE
 test: $(STAMP) chromium bubblewrap
 	$(PY) -m pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
 

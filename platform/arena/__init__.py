@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, redirect, url_for
 
 __all__ = ["create_app"]
 
@@ -27,17 +27,38 @@ def _row_id_converter():
     return RowId
 
 
+def _openapi_app(instance: str) -> Flask:
+    """The Flask app, flask-openapi3's subclass: it generates the API's OpenAPI document from the routes' models
+    and serves the interactive docs (Swagger UI, its assets from the installed flask-openapi3-swagger) at
+    /api/docs."""
+    from flask_openapi3 import Info, OpenAPI
+
+    from .contract import Error, validation_error_response
+
+    app = OpenAPI(
+        __name__,
+        instance_path=instance,
+        instance_relative_config=True,
+        info=Info(title="iCartoonFace arena API", version="1"),
+        security_schemes={"token": {"type": "http", "scheme": "bearer"}},
+        validation_error_status=400,
+        validation_error_model=Error,
+        validation_error_callback=validation_error_response,
+        doc_prefix="/api/docs",
+    )
+    app.view_functions["openapi.openapi"] = lambda: redirect(url_for("swagger.swagger"))
+    return app
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     from . import cli, config, db, health, logs
     from .api import bp as api_bp
     from .extensions import csrf, limiter
-    from .sandbox.http import api as final_api_bp
-    from .sandbox.http import pages as final_pages_bp
     from .web import bp as web_bp
     from .web_admin import bp as admin_bp
 
     instance = os.environ.get("ARENA_INSTANCE") or str(Path.cwd() / "instance")
-    app = Flask(__name__, instance_path=instance, instance_relative_config=True)
+    app = _openapi_app(instance)
     app.url_map.converters["int"] = (
         _row_id_converter()
     )  # ids past the database's integer range are a 404, not an overflow
@@ -52,11 +73,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     health.bound_ids(app)  # before the blueprints: an id past the database's integer range is a 404
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
-    app.register_blueprint(api_bp)
+    app.register_api(api_bp)
+    # the tests check every API response against its declared model (a drift between document and answer fails)
+    app.validate_response = bool(app.config.get("API_VALIDATE_RESPONSES", app.testing))
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens, never with the cookie
-    app.register_blueprint(final_api_bp)  # the final stage (arena/sandbox/http.py)
-    app.register_blueprint(final_pages_bp)
-    csrf.exempt(final_api_bp)
     health.init_app(app)  # /healthz, /readyz, /metrics; 503 (never 500) when the database or Redis fails
     cli.init_app(app)
     return app

@@ -1,27 +1,76 @@
 """The REST API under /api/v1: bearer-token auth, JSON in and out, errors as JSON with real status codes.
-The OpenAPI document of every route below is served at /api/v1/openapi.json (openapi.py)."""
+
+One contract per endpoint, declared once beside its route (flask-openapi3 on pydantic models): the request's models
+are the view's typed arguments (`path`, `query`, `body`, `form`), validated before the view runs (a bad value is a
+400 naming the field, contract.py); `out=` is the success response's model; `role=` says who may call it (checked
+before any validation: 401 without a valid token, 403 for a participant on an organizer route). The OpenAPI
+document served at /api/v1/openapi.json is generated from these declarations, never edited; /api/docs shows it.
+
+To add an endpoint: declare its models here (or in the service's module when several use them), then
+
+    @route("post", "/things/<int:thing_id>/poke", role=PARTICIPANT, out=ThingOut)
+    def poke_thing(path: ThingPath, body: PokeIn):
+        \"\"\"One line: the operation's summary in the document.\"\"\"
+        return things.poke(get_session(), api_user(), path.thing_id, body.strength)   # thin: the service decides
+
+The authorization test (tests/reliability/test_route_table.py) and schemathesis read the generated document, so a
+new route is covered by both without being listed anywhere else.
+"""
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
-import json
+from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify, request
+from flask_openapi3 import APIBlueprint, FileStorage, Tag
+from pydantic import Field, RootModel
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import openapi
-from .auth import api_user, current_user
+from . import boards
+from .auth import api_user
+from .contract import Body, Error, FormText, Model, RowId, UtcDateTime
 from .db import get_session
-from .errors import ArenaError, Forbidden, Invalid, NotFound
+from .errors import ArenaError, Invalid, NotFound
 from .extensions import limiter, login_limit, upload_limit
-from .leaderboard import cached_leaderboard, memo, rank_history
+from .leaderboard import rank_history
 from .models import Challenge, Phase, Submission, Team, Track, utcnow
 from .services import accounts, admin, submissions, teams
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+PUBLIC, PARTICIPANT, ORGANIZER = "public", "participant", "organizer"
+ROLE_OF: dict[str, str] = {}  # endpoint -> the role its route declares (the route table the tests read)
+_TAGS = {PUBLIC: Tag(name="public"), PARTICIPANT: Tag(name="participants"), ORGANIZER: Tag(name="organizers")}
+_TOKEN = [{"token": []}]
+_ERRORS = {PUBLIC: (400, 404, 409, 413, 429), PARTICIPANT: (400, 401, 403, 404, 409, 413, 429)}
+_ERRORS[ORGANIZER] = _ERRORS[PARTICIPANT]
+
+bp = APIBlueprint("api", __name__, url_prefix="/api/v1")
+
+
+def route(method: str, rule: str, *, role: str, status: int = 200, out: Any = None, **openapi):
+    """Declare an API route: its method and rule, who may call it, its success status and response model."""
+    responses: dict = {status: out, **dict.fromkeys(_ERRORS[role], Error)}
+    if role != PUBLIC:
+        openapi["security"] = _TOKEN
+    register = getattr(bp, method)(
+        rule, responses=responses, tags=[_TAGS[role]], openapi_extensions={"x-role": role}, **openapi
+    )
+
+    def decorator(view):
+        ROLE_OF[f"{bp.name}.{view.__name__}"] = role
+        return register(view)
+
+    return decorator
+
+
+@bp.before_request
+def _authorize():
+    """The role a route declares, checked before its request is validated."""
+    role = ROLE_OF.get(request.endpoint or "")
+    if role in (PARTICIPANT, ORGANIZER):
+        user = api_user()
+        if role == ORGANIZER:
+            admin.require_organizer(user)
 
 
 @bp.errorhandler(ArenaError)
@@ -29,99 +78,142 @@ def _arena_error(exc: ArenaError):
     return jsonify(exc.to_dict()), exc.status
 
 
+@bp.errorhandler(RecursionError)
+def _too_deep(_exc: RecursionError):
+    """A JSON body (or a multipart field decoded as JSON) nested deeper than the parser's recursion limit."""
+    return jsonify(Invalid("the request is nested too deeply").to_dict()), 400
+
+
 @bp.app_errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     """JSON under /api/ (unknown routes and methods included); the usual HTML page elsewhere."""
     if not request.path.startswith("/api/"):
         return exc
+    if exc.response is not None:  # a response made already (the validation errors of contract.py)
+        return exc.response
     return jsonify({"error": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
 
 
-_BOOLEAN_FIELDS = frozenset({"accept_rules", "selected", "closed", "private_revealed"})
-
-
-class _Body(dict):
-    """A request's JSON object whose get() checks the value's type (a wrong type is a 400 naming the field, not
-    a crash): a str default or none wants a string, an int default an integer; the boolean fields take a boolean
-    or a string ("true", "1", ...)."""
-
-    def get(self, key, default=None):
-        value = super().get(key, default)
-        if value is None or value is default:
-            return value
-        if key in _BOOLEAN_FIELDS:
-            wanted, name = (bool, str), "a boolean"
-        elif isinstance(default, int) and not isinstance(default, bool):
-            wanted, name = (int,), "an integer"
-        else:
-            wanted, name = (str,), "a string"
-        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
-            raise Invalid(f"'{key}' must be {name}", field=str(key))
-        return value
-
-
-def _json() -> dict:
-    data = request.get_json(silent=True)
-    if data is None:
-        data = request.form.to_dict()
-    if not isinstance(data, dict):
-        raise Invalid("the body must be a JSON object")
-    return _Body(data)
-
-
-def _challenge(slug: str) -> Challenge:
-    challenge = get_session().scalar(select(Challenge).where(Challenge.slug == slug))
-    if challenge is None:
-        raise NotFound(f"no challenge '{slug}'")
-    return challenge
-
-
-def _bool(value) -> bool:
-    return value is True or str(value).lower() in ("1", "true", "yes", "on")
-
-
-@bp.get("/openapi.json")
+@bp.get("/openapi.json", doc_ui=False)
 def openapi_document():
-    return jsonify(openapi.document())
+    """The generated OpenAPI document (also at /api/docs/openapi.json, which the interactive docs read)."""
+    return jsonify(current_app.api_doc)
 
 
 # --------------------------------------------------------------------------------------------------- accounts
 
 
-@bp.post("/register")
-@limiter.limit(login_limit)
-def register():
-    data = _json()
-    user = accounts.register(get_session(), data.get("email", ""), data.get("password", ""))
-    return jsonify({"id": user.id, "email": user.email, "verified": user.verified}), 201
+class Credentials(Body):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
 
 
-@bp.post("/tokens")
+class TokenIn(Credentials):
+    name: str = Field("api", max_length=100)
+
+
+class Registered(Model):
+    id: int
+    email: str
+    verified: bool
+
+
+class UserOut(Model):
+    id: int
+    email: str
+    verified: bool
+    organizer: bool
+
+
+class TokenOut(Model):
+    id: int
+    name: str
+    token: str
+
+
+class TokenPath(Model):
+    token_id: int
+
+
+@route("post", "/register", role=PUBLIC, status=201, out=Registered)
 @limiter.limit(login_limit)
-def create_token():
-    data = _json()
+def register(body: Credentials):
+    """Create an account (a verification link is mailed)."""
+    user = accounts.register(get_session(), body.email, body.password)
+    return {"id": user.id, "email": user.email, "verified": user.verified}, 201
+
+
+@route("post", "/tokens", role=PUBLIC, status=201, out=TokenOut)
+@limiter.limit(login_limit)
+def create_token(body: TokenIn):
+    """Exchange email and password for a new API token (it expires; a password reset revokes it)."""
     session = get_session()
-    user = accounts.authenticate(session, data.get("email", ""), data.get("password", ""))
-    token, plaintext = accounts.create_api_token(session, user, data.get("name", "api"))
-    return jsonify({"id": token.id, "name": token.name, "token": plaintext}), 201
+    user = accounts.authenticate(session, body.email, body.password)
+    token, plaintext = accounts.create_api_token(session, user, body.name)
+    return _token_out(token, plaintext), 201
 
 
-@bp.delete("/tokens/<int:token_id>")
-def revoke_token(token_id: int):
-    accounts.revoke_token(get_session(), api_user(), token_id)
+def _token_out(token, plaintext: str) -> dict:
+    return {"id": token.id, "name": token.name, "token": plaintext}
+
+
+@route("delete", "/tokens/<int:token_id>", role=PARTICIPANT, status=204)
+def revoke_token(path: TokenPath):
+    """Revoke one of your tokens."""
+    accounts.revoke_token(get_session(), api_user(), path.token_id)
     return "", 204
 
 
-@bp.get("/me")
+@route("get", "/me", role=PARTICIPANT, out=UserOut)
 def me():
+    """The token's user."""
     user = api_user()
-    return jsonify({"id": user.id, "email": user.email, "verified": user.verified, "organizer": user.is_organizer})
+    return {"id": user.id, "email": user.email, "verified": user.verified, "organizer": user.is_organizer}
 
 
 # --------------------------------------------------------------------------------------------------- challenges
 
 
-def _challenge_dict(challenge: Challenge) -> dict:
+class SlugPath(Model):
+    slug: str
+
+
+class TrackOut(Model):
+    slug: str
+    kind: str
+    title: str
+    metric: str
+
+
+class LimitsOut(Model):
+    per_day: int
+    total: int
+    in_flight: int
+
+
+class PhaseOut(Model):
+    slug: str
+    title: str
+    starts_at: str
+    ends_at: str
+    open: bool
+    tracks: list[str] | None
+    limits: LimitsOut
+
+
+class ChallengeOut(Model):
+    slug: str
+    title: str
+    team_size: int
+    tracks: list[TrackOut]
+    phases: list[PhaseOut]
+
+
+class ChallengeList(RootModel[list[ChallengeOut]]):
+    pass
+
+
+def _challenge_out(challenge: Challenge) -> dict:
     return {
         "slug": challenge.slug,
         "title": challenge.title,
@@ -142,305 +234,459 @@ def _challenge_dict(challenge: Challenge) -> dict:
     }
 
 
-@bp.get("/challenges")
+@route("get", "/challenges", role=PUBLIC, out=ChallengeList)
 def list_challenges():
-    rows = get_session().scalars(select(Challenge).order_by(Challenge.id))
-    return jsonify([_challenge_dict(c) for c in rows])
+    """All challenges with their tracks and phases."""
+    return jsonify([_challenge_out(c) for c in get_session().scalars(select(Challenge).order_by(Challenge.id))])
 
 
-@bp.get("/challenges/<slug>")
-def get_challenge(slug: str):
-    return jsonify(_challenge_dict(_challenge(slug)))
+@route("get", "/challenges/<slug>", role=PUBLIC, out=ChallengeOut)
+def get_challenge(path: SlugPath):
+    """One challenge."""
+    return _challenge_out(boards.find_challenge(path.slug))
 
 
-def _team_dict(team: Team, with_code: bool) -> dict:
-    out = {
+# --------------------------------------------------------------------------------------------------- teams
+
+
+class MemberOut(Model):
+    id: int
+    email: str
+
+
+class TeamOut(Model):
+    id: int
+    name: str
+    status: str
+    captain_id: int | None
+    members: list[MemberOut]
+    invite_code: str
+
+
+class CreateTeamIn(Body):
+    name: str = Field(max_length=200)
+    accept_rules: bool
+
+
+class JoinIn(Body):
+    invite_code: str = Field(max_length=200)
+    accept_rules: bool
+
+
+class MergeIn(Body):
+    invite_code: str = Field(max_length=200)
+
+
+class CaptainIn(Body):
+    user_id: RowId
+
+
+class TeamPath(Model):
+    team_id: int
+
+
+class MemberPath(TeamPath):
+    user_id: int
+
+
+def _team_out(team: Team) -> dict:
+    return {
         "id": team.id,
         "name": team.name,
         "status": team.status,
         "captain_id": team.captain_id,
         "members": [{"id": m.user_id, "email": m.user.email} for m in team.members],
+        "invite_code": team.invite_code,
     }
-    if with_code:
-        out["invite_code"] = team.invite_code
-    return out
 
 
-@bp.post("/challenges/<slug>/teams")
-def create_team(slug: str):
-    data = _json()
-    team = teams.create_team(
-        get_session(), api_user(), _challenge(slug), data.get("name", ""), _bool(data.get("accept_rules"))
-    )
-    return jsonify(_team_dict(team, True)), 201
+@route("post", "/challenges/<slug>/teams", role=PARTICIPANT, status=201, out=TeamOut)
+def create_team(path: SlugPath, body: CreateTeamIn):
+    """Accept the rules and create a team (you become its captain)."""
+    challenge = boards.find_challenge(path.slug)
+    return _team_out(teams.create_team(get_session(), api_user(), challenge, body.name, body.accept_rules)), 201
 
 
-@bp.post("/challenges/<slug>/join")
-def join_team(slug: str):
-    data = _json()
-    team = teams.join_team(
-        get_session(), api_user(), _challenge(slug), data.get("invite_code", ""), _bool(data.get("accept_rules"))
-    )
-    return jsonify(_team_dict(team, True))
+@route("post", "/challenges/<slug>/join", role=PARTICIPANT, out=TeamOut)
+def join_team(path: SlugPath, body: JoinIn):
+    """Accept the rules and join a team by its invite code."""
+    challenge = boards.find_challenge(path.slug)
+    return _team_out(teams.join_team(get_session(), api_user(), challenge, body.invite_code, body.accept_rules))
 
 
-@bp.get("/challenges/<slug>/team")
-def my_team(slug: str):
-    team = teams.user_team(get_session(), api_user(), _challenge(slug))
+@route("get", "/challenges/<slug>/team", role=PARTICIPANT, out=TeamOut)
+def my_team(path: SlugPath):
+    """Your team in this challenge."""
+    team = teams.user_team(get_session(), api_user(), boards.find_challenge(path.slug))
     if team is None:
         raise NotFound("you have no team in this challenge")
-    return jsonify(_team_dict(team, True))
+    return _team_out(team)
 
 
-@bp.post("/teams/<int:team_id>/members/<int:user_id>/remove")
-def remove_member(team_id: int, user_id: int):
-    teams.remove_member(get_session(), api_user(), team_id, user_id)
+@route("post", "/teams/<int:team_id>/members/<int:user_id>/remove", role=PARTICIPANT, status=204)
+def remove_member(path: MemberPath):
+    """Captain: remove a member."""
+    teams.remove_member(get_session(), api_user(), path.team_id, path.user_id)
     return "", 204
 
 
-@bp.post("/teams/<int:team_id>/captain")
-def transfer_captain(team_id: int):
-    data = _json()
-    teams.transfer_captaincy(get_session(), api_user(), team_id, int(data.get("user_id", 0)))
+@route("post", "/teams/<int:team_id>/captain", role=PARTICIPANT, status=204)
+def transfer_captain(path: TeamPath, body: CaptainIn):
+    """Captain: hand over captaincy."""
+    teams.transfer_captaincy(get_session(), api_user(), path.team_id, body.user_id)
     return "", 204
 
 
-@bp.post("/teams/<int:team_id>/merge")
-def merge_team(team_id: int):
-    target = teams.merge_teams(get_session(), api_user(), team_id, _json().get("invite_code", ""))
-    return jsonify(_team_dict(target, True))
+@route("post", "/teams/<int:team_id>/merge", role=PARTICIPANT, out=TeamOut)
+def merge_team(path: TeamPath, body: MergeIn):
+    """Captain: merge your team into the team with this invite code."""
+    return _team_out(teams.merge_teams(get_session(), api_user(), path.team_id, body.invite_code))
 
 
 # --------------------------------------------------------------------------------------------------- submissions
 
 
-@bp.post("/challenges/<slug>/submissions")
+class SubmissionOut(Model):
+    """A submission as its team sees it (services.submissions.public_view)."""
+
+    id: int
+    state: Literal["submitted", "queued", "running", "finished", "failed", "cancelled", "rescoring"]
+    phase: str
+    track: str
+    file_name: str | None
+    size: int | None
+    sha256: str | None
+    note: str | None
+    created_at: str
+    finished_at: str | None
+    metric: str
+    public_score: float | None
+    scores: dict[str, Any] | None
+    error: str | None
+    error_line: int | None
+    selected_final: bool
+    disqualified_reason: str | None
+    is_baseline: bool
+
+
+class SubmissionList(RootModel[list[SubmissionOut]]):
+    pass
+
+
+class UploadForm(Model):
+    file: FileStorage  # first: a missing file is the error named
+    phase: FormText = Field(max_length=64)
+    track: FormText = Field(max_length=64)
+    note: FormText = Field("", max_length=500)
+
+
+class SubmissionPath(Model):
+    submission_id: int
+
+
+class FinalIn(Body):
+    selected: bool = True
+
+
+@route("post", "/challenges/<slug>/submissions", role=PARTICIPANT, status=202, out=SubmissionOut)
 @limiter.limit(upload_limit)
-def submit(slug: str):
-    user = api_user()
-    upload = request.files.get("file")
-    if upload is None:
-        raise Invalid("send the file as multipart form field 'file'", field="file")
+def submit(path: SlugPath, form: UploadForm):
+    """Upload a submission; it is scored by a worker."""
+    challenge = boards.find_challenge(path.slug)
     sub = submissions.submit(
-        get_session(),
-        user,
-        _challenge(slug),
-        request.form.get("phase", ""),
-        request.form.get("track", ""),
-        upload.stream,
-        upload.filename,
-        request.form.get("note", ""),
+        get_session(), api_user(), challenge, form.phase, form.track, form.file.stream, form.file.filename, form.note
     )
-    return jsonify(submissions.public_view(sub)), 202
+    return submissions.public_view(sub), 202
 
 
-@bp.get("/challenges/<slug>/submissions")
-def my_submissions(slug: str):
-    rows = submissions.team_submissions(get_session(), api_user(), _challenge(slug))
+@route("get", "/challenges/<slug>/submissions", role=PARTICIPANT, out=SubmissionList)
+def my_submissions(path: SlugPath):
+    """Your team's submissions."""
+    rows = submissions.team_submissions(get_session(), api_user(), boards.find_challenge(path.slug))
     return jsonify([submissions.public_view(s) for s in rows])
 
 
-@bp.get("/submissions/<int:submission_id>")
-def get_submission(submission_id: int):
-    sub = submissions.visible_submission(get_session(), api_user(), submission_id)
-    return jsonify(submissions.public_view(sub))
+@route("get", "/submissions/<int:submission_id>", role=PARTICIPANT, out=SubmissionOut)
+def get_submission(path: SubmissionPath):
+    """A submission of your team: state, public scores, error and line."""
+    return submissions.public_view(submissions.visible_submission(get_session(), api_user(), path.submission_id))
 
 
-@bp.post("/submissions/<int:submission_id>/cancel")
-def cancel_submission(submission_id: int):
-    sub = submissions.cancel(get_session(), api_user(), submission_id)
-    return jsonify(submissions.public_view(sub))
+@route("post", "/submissions/<int:submission_id>/cancel", role=PARTICIPANT, out=SubmissionOut)
+def cancel_submission(path: SubmissionPath):
+    """Cancel a queued submission (refunded)."""
+    return submissions.public_view(submissions.cancel(get_session(), api_user(), path.submission_id))
 
 
-@bp.post("/submissions/<int:submission_id>/final")
-def select_final(submission_id: int):
-    selected = _bool(_json().get("selected", True))
-    sub = submissions.select_final(get_session(), api_user(), submission_id, selected)
-    return jsonify(submissions.public_view(sub))
+@route("post", "/submissions/<int:submission_id>/final", role=PARTICIPANT, out=SubmissionOut)
+def select_final(path: SubmissionPath, body: FinalIn):
+    """Pick (or unpick) a final submission for the private board."""
+    sub = submissions.select_final(get_session(), api_user(), path.submission_id, body.selected)
+    return submissions.public_view(sub)
 
 
 # --------------------------------------------------------------------------------------------------- leaderboards
 
 
-def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
-    """(phase, track, board) after the visibility check of the private split."""
+class BoardPath(SlugPath):
+    phase_slug: str
+    track_slug: str
+
+
+class HistoryPath(BoardPath):
+    team_id: int
+
+
+class BoardQuery(Model):
+    split: Literal["public", "private"] = "public"
+    format: Literal["json", "csv"] = "json"
+
+
+class BoardRow(Model):
+    rank: int | None
+    name: str
+    team_id: int | None
+    submission_id: int
+    score: float
+    baseline: bool
+    submitted_at: str | None
+    scores: dict[str, Any] | None
+
+
+class BoardOut(Model):
+    split: str
+    metric: str
+    rows: list[BoardRow]
+
+
+class RankPoint(Model):
+    at: str
+    rank: int | None
+    score: float | None
+
+
+class RankHistory(RootModel[list[RankPoint]]):
+    pass
+
+
+@route("get", "/challenges/<slug>/phases/<phase_slug>/tracks/<track_slug>/leaderboard", role=PUBLIC, out=BoardOut)
+def get_leaderboard(path: BoardPath, query: BoardQuery) -> Response:
+    """A leaderboard (split=public|private; format=json|csv)."""
+    _phase, _track, board = boards.board_for(path.slug, path.phase_slug, path.track_slug, query.split)
+    if query.format == "csv":
+        return boards.csv_response(board, f"{path.slug}-{path.phase_slug}-{path.track_slug}-{query.split}.csv")
+    return boards.json_board(board)
+
+
+@route(
+    "get",
+    "/challenges/<slug>/phases/<phase_slug>/tracks/<track_slug>/history/<int:team_id>",
+    role=PUBLIC,
+    out=RankHistory,
+)
+def get_rank_history(path: HistoryPath):
+    """A team's public rank history."""
     session = get_session()
-    phase, track = submissions.phase_and_track(session, _challenge(slug), phase_slug, track_slug)
-    if split not in ("public", "private"):
-        raise Invalid(f"unknown split '{split}'; choose public or private", field="split")
-    user = current_user()
-    if split == "private" and not phase.private_visible(utcnow()) and not (user and user.is_organizer):
-        raise Forbidden("the private leaderboard is hidden until the phase ends")
-    max_age = current_app.config["LEADERBOARD_CACHE_SECONDS"]
-    return phase, track, cached_leaderboard(session, phase, track, split, max_age)
-
-
-def board_rows(board) -> list[dict]:
-    return [
-        {
-            "rank": r.rank,
-            "name": r.name,
-            "team_id": r.team_id,
-            "submission_id": r.submission_id,
-            "score": r.score,
-            "baseline": r.is_baseline,
-            "submitted_at": r.submitted_at.isoformat() + "Z" if r.submitted_at else None,
-            "scores": r.scores,
-        }
-        for r in board.rows
-    ]
-
-
-@bp.get("/challenges/<slug>/phases/<phase_slug>/tracks/<track_slug>/leaderboard")
-def get_leaderboard(slug: str, phase_slug: str, track_slug: str):
-    split = request.args.get("split", "public")
-    _phase, _track, board = board_for(slug, phase_slug, track_slug, split)
-    if request.args.get("format") == "csv":
-        return csv_response(board, f"{slug}-{phase_slug}-{track_slug}-{split}.csv")
-    return json_board(board)
-
-
-def json_board(board) -> Response:
-    """The board as JSON, serialised once per cached board."""
-    body = memo(
-        board, "json", lambda: json.dumps({"split": board.split, "metric": board.metric, "rows": board_rows(board)})
+    phase, track = submissions.phase_and_track(
+        session, boards.find_challenge(path.slug), path.phase_slug, path.track_slug
     )
-    return Response(body, mimetype="application/json")
-
-
-def csv_response(board, filename: str) -> Response:
-    body = memo(board, "csv", lambda: _csv_text(board))
-    return Response(body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
-
-def _csv_text(board) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["rank", "name", "baseline", board.metric, "submission_id", "submitted_at"])
-    for r in board.rows:
-        writer.writerow(
-            [
-                r.rank or "",
-                r.name,
-                int(r.is_baseline),
-                f"{r.score:.6f}",
-                r.submission_id,
-                r.submitted_at.isoformat() + "Z" if r.submitted_at else "",
-            ]
-        )
-    return out.getvalue()
-
-
-@bp.get("/challenges/<slug>/phases/<phase_slug>/tracks/<track_slug>/history/<int:team_id>")
-def get_rank_history(slug: str, phase_slug: str, track_slug: str, team_id: int):
-    session = get_session()
-    phase, track = submissions.phase_and_track(session, _challenge(slug), phase_slug, track_slug)
-    team = session.get(Team, team_id)
+    team = session.get(Team, path.team_id)
     if team is None or team.hidden or team.challenge_id != phase.challenge_id:
-        raise NotFound(f"no team {team_id}")
-    return jsonify(
-        [
-            {"at": s.at.isoformat() + "Z", "rank": s.rank, "score": s.score}
-            for s in rank_history(session, phase, track, team_id)
-        ]
-    )
+        raise NotFound(f"no team {path.team_id}")
+    points = rank_history(session, phase, track, path.team_id)
+    return jsonify([{"at": s.at.isoformat() + "Z", "rank": s.rank, "score": s.score} for s in points])
 
 
 # --------------------------------------------------------------------------------------------------- organizers
 
 
-def _organizer():
-    return admin.require_organizer(api_user())
+class PhasePath(Model):
+    phase_id: int
 
 
-def _time(value, field: str) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise Invalid(f"'{value}' is not an ISO date-time", field=field) from None
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+class TrackPath(Model):
+    track_id: int
 
 
-@bp.patch("/admin/phases/<int:phase_id>")
-def update_phase(phase_id: int):
-    actor = _organizer()
+class ModeratePath(TeamPath):
+    action: Literal[admin.TEAM_ACTIONS]  # type: ignore[valid-type]
+
+
+class PhaseChanges(Body):
+    model_config = {"extra": "forbid"}
+
+    starts_at: UtcDateTime | None = None
+    ends_at: UtcDateTime | None = None
+    closed: bool | None = None
+    private_revealed: bool | None = None
+    reason: str | None = Field(None, max_length=500)
+
+
+class PhaseStateOut(Model):
+    id: int
+    starts_at: str
+    ends_at: str
+    closed: bool
+    private_revealed: bool
+
+
+class LabelsForm(Model):
+    file: FileStorage
+    kind: FormText = Field(max_length=64)
+
+
+class LabelOut(Model):
+    kind: str
+    sha256: str
+    size: int
+    num_images: int | None
+
+
+class ReasonIn(Body):
+    reason: str | None = Field(None, max_length=500)
+
+
+class RescoreOut(Model):
+    rescoring: int
+
+
+class TeamStateOut(Model):
+    id: int
+    status: str
+    hidden: bool
+
+
+class BaselineForm(Model):
+    file: FileStorage
+    challenge: FormText = Field(max_length=64)
+    phase: FormText = Field(max_length=64)
+    track: FormText = Field(max_length=64)
+    name: FormText = Field(max_length=200)
+    note: FormText = Field("", max_length=500)
+
+
+@route("patch", "/admin/phases/<int:phase_id>", role=ORGANIZER, out=PhaseStateOut)
+def update_phase(path: PhasePath, body: PhaseChanges):
+    """Organizer: open, close, extend a phase or reveal its private board."""
     session = get_session()
-    phase = admin.get_or_404(session, Phase, phase_id)
-    data = _json()
-    changes = {}
-    for key in ("starts_at", "ends_at"):
-        if key in data:
-            changes[key] = _time(data[key], key)
-    for key in ("closed", "private_revealed"):
-        if key in data:
-            changes[key] = _bool(data[key])
-    unknown = set(data) - {"starts_at", "ends_at", "closed", "private_revealed", "reason"}
-    if unknown:
-        raise Invalid(f"unknown field '{sorted(unknown)[0]}'", field=sorted(unknown)[0])
-    admin.update_phase(session, actor, phase, changes, data.get("reason"))
-    return jsonify(
-        {
-            "id": phase.id,
-            "starts_at": phase.starts_at.isoformat() + "Z",
-            "ends_at": phase.ends_at.isoformat() + "Z",
-            "closed": phase.closed,
-            "private_revealed": phase.private_revealed,
-        }
-    )
+    phase = admin.get_or_404(session, Phase, path.phase_id)
+    changes = body.model_dump(exclude_unset=True, exclude={"reason"})
+    admin.update_phase(session, api_user(), phase, changes, body.reason)
+    return {
+        "id": phase.id,
+        "starts_at": phase.starts_at.isoformat() + "Z",
+        "ends_at": phase.ends_at.isoformat() + "Z",
+        "closed": phase.closed,
+        "private_revealed": phase.private_revealed,
+    }
 
 
-@bp.post("/admin/tracks/<int:track_id>/labels")
-def upload_labels(track_id: int):
-    actor = _organizer()
+@route("post", "/admin/tracks/<int:track_id>/labels", role=ORGANIZER, status=201, out=LabelOut)
+def upload_labels(path: TrackPath, form: LabelsForm):
+    """Organizer: upload or replace hidden labels (rescores)."""
     session = get_session()
-    track = admin.get_or_404(session, Track, track_id)
-    upload = request.files.get("file")
-    if upload is None:
-        raise Invalid("send the labels as multipart form field 'file'", field="file")
-    label = admin.store_labels(session, track, request.form.get("kind", ""), upload.stream, actor_id=actor.id)
-    return jsonify(
-        {"kind": label.kind, "sha256": label.sha256, "size": label.size, "num_images": label.num_images}
-    ), 201
+    track = admin.get_or_404(session, Track, path.track_id)
+    label = admin.store_labels(session, track, form.kind, form.file.stream, actor_id=api_user().id)
+    return {"kind": label.kind, "sha256": label.sha256, "size": label.size, "num_images": label.num_images}, 201
 
 
-@bp.post("/admin/tracks/<int:track_id>/rescore")
-def rescore(track_id: int):
-    actor = _organizer()
+@route("post", "/admin/tracks/<int:track_id>/rescore", role=ORGANIZER, status=202, out=RescoreOut)
+def rescore(path: TrackPath, body: ReasonIn):
+    """Organizer: rescore every finished submission."""
     session = get_session()
-    count = admin.rescore_track(
-        session, admin.get_or_404(session, Track, track_id), actor.id, _json().get("reason") or "rescore requested"
-    )
-    return jsonify({"rescoring": count}), 202
+    track = admin.get_or_404(session, Track, path.track_id)
+    return {"rescoring": admin.rescore_track(session, track, api_user().id, body.reason or "rescore requested")}, 202
 
 
-@bp.post("/admin/teams/<int:team_id>/<action>")
-def moderate_team(team_id: int, action: str):
-    actor = _organizer()
+@route("post", "/admin/teams/<int:team_id>/<action>", role=ORGANIZER, out=TeamStateOut)
+def moderate_team(path: ModeratePath, body: ReasonIn):
+    """Organizer: approve, ban, hide or unhide a team (reason needed)."""
     session = get_session()
-    team = admin.moderate_team(session, actor, admin.get_or_404(session, Team, team_id), action, _json().get("reason"))
-    return jsonify({"id": team.id, "status": team.status, "hidden": team.hidden})
+    team = admin.get_or_404(session, Team, path.team_id)
+    team = admin.moderate_team(session, api_user(), team, path.action, body.reason)
+    return {"id": team.id, "status": team.status, "hidden": team.hidden}
 
 
-@bp.post("/admin/submissions/<int:submission_id>/disqualify")
-def disqualify(submission_id: int):
-    actor = _organizer()
+@route("post", "/admin/submissions/<int:submission_id>/disqualify", role=ORGANIZER, out=SubmissionOut)
+def disqualify(path: SubmissionPath, body: ReasonIn):
+    """Organizer: disqualify a submission."""
     session = get_session()
-    sub = admin.disqualify(session, actor, admin.get_or_404(session, Submission, submission_id), _json().get("reason"))
-    return jsonify(submissions.public_view(sub))
+    sub = admin.get_or_404(session, Submission, path.submission_id)
+    return submissions.public_view(admin.disqualify(session, api_user(), sub, body.reason))
 
 
-@bp.post("/admin/baselines")
-def post_baseline():
-    actor = _organizer()
+@route("post", "/admin/baselines", role=ORGANIZER, status=202, out=SubmissionOut)
+def post_baseline(form: BaselineForm):
+    """Organizer: post a baseline submission (a marked row on the boards)."""
     session = get_session()
-    upload = request.files.get("file")
-    if upload is None:
-        raise Invalid("send the file as multipart form field 'file'", field="file")
-    form = request.form
-    phase, track = submissions.phase_and_track(
-        session, _challenge(form.get("challenge", "")), form.get("phase", ""), form.get("track", "")
-    )
+    phase, track = submissions.phase_and_track(session, boards.find_challenge(form.challenge), form.phase, form.track)
     sub = admin.post_baseline(
-        session, actor, phase, track, upload.stream, upload.filename, form.get("name", ""), form.get("note", "")
+        session, api_user(), phase, track, form.file.stream, form.file.filename, form.name, form.note
     )
-    return jsonify(submissions.public_view(sub)), 202
+    return submissions.public_view(sub), 202
+
+
+# --------------------------------------------------------------------------------------------------- final stage
+
+
+class ModelForm(Model):
+    file: FileStorage  # first: a missing file is the error named
+    phase: FormText = Field(max_length=64)
+    track: FormText = Field(max_length=64)
+    submission_id: RowId
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
+class ModelPath(Model):
+    model_id: int
+
+
+class ModelOut(Model):
+    """A model run (arena/sandbox): what its team sees; an organizer sees the whole reproduction."""
+
+    id: int
+    state: Literal["queued", "running", "finished", "failed"]
+    phase: str
+    track: str
+    submission_id: int | None
+    file_name: str
+    size: int
+    sha256: str
+    device: str
+    manifest: dict[str, Any]
+    error: str | None
+    log_tail: str | None
+    worker: dict[str, Any] | None
+    created_at: str
+    finished_at: str | None
+    reproduction: dict[str, Any]
+
+
+@route("post", "/challenges/<slug>/models", role=PARTICIPANT, status=202, out=ModelOut)
+@limiter.limit(upload_limit)
+def submit_model(path: SlugPath, form: ModelForm):
+    """Hand in a model archive that reproduces a finished submission; a sandboxed worker re-runs and times it."""
+    from .sandbox import service as final
+
+    user = api_user()
+    model = final.submit_model(
+        get_session(),
+        user,
+        boards.find_challenge(path.slug),
+        form.phase,
+        form.track,
+        form.file.stream,
+        form.file.filename,
+        form.submission_id,
+        form.device,
+    )
+    return final.model_view(model, user.is_organizer), 202
+
+
+@route("get", "/models/<int:model_id>", role=PARTICIPANT, out=ModelOut)
+def get_model(path: ModelPath):
+    """A model run of your team: state, error and the tail of its output, speed test, reproduction."""
+    from .sandbox import service as final
+
+    user = api_user()
+    return final.model_view(final.visible_model(get_session(), user, path.model_id), user.is_organizer)

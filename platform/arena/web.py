@@ -9,8 +9,8 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from . import svg
-from .api import board_for, csv_response, json_board
 from .auth import current_user, log_in, login_required
+from .boards import board_for, csv_response, json_board
 from .db import get_session
 from .errors import ArenaError
 from .extensions import limiter, login_limit, upload_limit

@@ -82,8 +82,13 @@ def scene_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(scene_dataset, tmp_path_factory) -> tuple[Path, dict]:
-    """A tiny detector trained for 64 steps on the four train scenes, validated on the same scenes.
-    Returns (run folder, last epoch's metrics)."""
+    """A tiny detector trained for 160 steps on the four train scenes, validated on the same scenes every epoch.
+    Returns (run folder, last epoch's metrics).
+
+    Trained to a plateau, not to a knife edge: measured on one CPU with oneDNN's AMX/AVX-512 kernels, with
+    ONEDNN_MAX_CPU_ISA=AVX2 and SSE41, on one and two threads, the validation ap50 reached 1.0 between epochs 8
+    and 12 and stayed there to epoch 20 in every variant (epochs 1 to 7 were below 0.1 in all of them), so the
+    tests assert on the last epochs, which no kernel change has come close to moving."""
     from baselines.detection.config import load_config
     from baselines.detection.data import read_train_items
     from starter_kit.train_detection import train
@@ -92,9 +97,9 @@ def trained_run(scene_dataset, tmp_path_factory) -> tuple[Path, dict]:
     cfg = load_config(
         "tiny_cpu",
         [
-            "epochs=8",
+            "epochs=20",
             "repeat=8",
-            "val_every=4",
+            "val_every=1",
             "scale_min=1.0",
             "scale_max=1.0",
             "flip=false",

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from baselines.detection.targets import decode, dense_maps, encode
+from tests.profiles import examples
 
 
 def _round_trip(boxes: np.ndarray, image_size: tuple[int, int], stride: int = 4):
@@ -50,7 +51,7 @@ def test_decoding_the_encoded_targets_gives_the_boxes_back(boxes):
     assert _same_rows(decoded, boxes), decoded
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.data())
 def test_round_trip_holds_for_random_boxes_with_distinct_centre_cells(data):
     height, width = 64 * data.draw(st.integers(1, 3)), 64 * data.draw(st.integers(1, 3))

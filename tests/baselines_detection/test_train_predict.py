@@ -23,9 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_a_tiny_detector_overfits_a_handful_of_scenes_to_a_high_ap50(trained_run):
     out, metrics = trained_run
-    assert metrics["val_ap50"] >= 0.9, metrics
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [m["epoch"] for m in lines] == list(range(1, 9))
+    assert [m["epoch"] for m in lines] == list(range(1, 21))
+    ap50 = [m["val_ap50"] for m in lines]
+    assert ap50[0] < 0.5, ap50  # the untrained model fails the bar: the test can fail
+    assert min(ap50[-4:]) >= 0.9, ap50  # a plateau of four epochs, not one lucky epoch
+    assert metrics["val_ap50"] == ap50[-1]
     assert lines[-1]["loss_total"] < lines[0]["loss_total"]
     assert all(np.isfinite(m["loss_total"]) for m in lines)
     assert {"val_coco_ap", "val_coco_ap_small", "val_coco_ar100"} <= set(lines[-1])  # COCO numbers at the end
@@ -44,7 +47,7 @@ def test_predict_writes_a_submission_that_scorer_reads_and_scores_high(
     gt = scene_dataset / "hidden" / "personai_icartoonface_detval.csv"
     argv = [
         "--checkpoint",
-        str(out / "best.pt"),
+        str(out / "last.pt"),  # the end of training, on the plateau (best.pt may be the plateau's first epoch)
         "--data",
         str(scene_dataset),
         "--out",

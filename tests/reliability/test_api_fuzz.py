@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
+from tests.profiles import examples
+
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(600)]
-EXAMPLES = 6  # per operation, mode and caller
+EXAMPLES = examples(6)  # per operation, mode and caller
 
 
 @pytest.fixture
@@ -44,9 +46,6 @@ def test_no_operation_of_the_openapi_document_answers_500(app, member, caller, m
 
         @settings(
             max_examples=EXAMPLES,
-            deadline=None,
-            derandomize=True,
-            database=None,
             suppress_health_check=list(HealthCheck),
         )
         @given(case=operation.as_strategy(generation_mode=mode))
@@ -82,7 +81,7 @@ NAMES = st.sampled_from(["sub.csv", "../../etc/passwd", "f\u00e9\u6587.csv", "a"
 def test_hostile_uploads_get_a_clear_error_never_a_crash(app, client, db, data, member):
     seen = {"finished": 0, "failed": 0, "refused": 0}
 
-    @settings(max_examples=20, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples(20), suppress_health_check=list(HealthCheck))
     @given(content=HOSTILE, name=NAMES)
     def one(content, name):
         response = upload(client, member, content, name=name)

@@ -141,6 +141,7 @@ def test_an_unreachable_database_answers_503_never_500(make_app, redis_server, m
 
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/nowhere", connect_args={"connect_timeout": 2})
     app = make_app(engine, redis_server.url)
-    response = getattr(app.test_client(), method)(path, headers={"Authorization": "Bearer arena_x"})
+    body = {"json": {"email": "a@example.com", "password": "long enough pass"}} if method == "post" else {}
+    response = getattr(app.test_client(), method)(path, headers={"Authorization": "Bearer arena_x"}, **body)
     assert response.status_code == 503, response.data[:300]
     assert b"Service unavailable" in response.data or response.get_json()["error"] == "unavailable"

@@ -1,9 +1,19 @@
 """Independent references for the recognition metrics tests, and the hypothesis strategy that feeds them.
 
-- `brute_force_cmc`: the 2020 official scorer written out: the full cosine-distance matrix
-  (sklearn.metrics.pairwise.cosine_distances) and, for every pair, an argsort walk over the gallery
-  (distractors + the mate) to find the mate's rank; a tie puts the mate behind the distractors (our deviation:
-  a tie is a miss).
+- `brute_force_cmc`: the 2020 official scorer written out: the full similarity matrix and, for every pair, an
+  argsort walk over the gallery (distractors + the mate) to find the mate's rank; a tie puts the mate behind the
+  distractors (our deviation: a tie is a miss).
+
+  The similarities are the canonical float64 cosine that docs/metrics.md and scorer.search define (the rule the
+  scorer must follow), computed here independently of the scorer: `canonical_similarities`. A BLAS product
+  (sklearn's cosine_distances, as this reference once used) is not the rule: it rounds a dot product differently
+  depending on where the rows sit in the matrix, so identical rows got a distance of 0 in some places and 1.1e-16 in
+  others, and the reference called ties wins (the `@example` cases of test_recognition_reference.py). The canonical
+  value is a fixed sequence of IEEE-754 double operations on the row's values alone (an exact power-of-two scaling,
+  squares summed in index order, a correctly rounded square root and division, products summed in index order, each
+  operation rounded once; numpy's elementwise ufuncs perform exactly these, no FMA, no reordering): two rows'
+  similarity is one bit pattern wherever they sit, so equal inputs give equal values, and the reference cannot
+  disagree with the rule through rounding; it can disagree only by a wrong walk, which is what it tests.
 - `brute_force_accuracy` / `brute_force_tar`: the verification protocol as plain loops over every candidate.
 """
 
@@ -14,7 +24,6 @@ from fractions import Fraction
 
 import numpy as np
 from hypothesis import strategies as st
-from sklearn.metrics.pairwise import cosine_distances
 
 from scorer.formats import RecognitionLabels, VerificationPairs, all_same_identity_pairs
 
@@ -27,9 +36,26 @@ def make_labels(labels, pairs=None) -> RecognitionLabels:
     return RecognitionLabels(names, np.tile([0.0, 0.0, 9.0, 9.0], (len(labels), 1)), labels, pairs)
 
 
+def canonical_similarities(features: np.ndarray) -> np.ndarray:
+    """float64 (N, N): the canonical cosine of every pair of rows of features (N, d) (module docstring), with
+    elementwise operations only: one vectorised step per dimension j = 0..d-1, in order."""
+    x = np.asarray(features, dtype=np.float64)
+    scaled = np.empty_like(x)
+    for i, row in enumerate(x):  # exact: a power of two so that the row's largest |value| lies in [0.5, 1)
+        scaled[i] = np.ldexp(row, -math.frexp(float(np.abs(row).max()))[1])
+    squares = np.zeros(len(x))
+    for j in range(x.shape[1]):
+        squares = squares + scaled[:, j] * scaled[:, j]
+    unit = scaled / np.sqrt(squares)[:, None]
+    similarities = np.zeros((len(x), len(x)))
+    for j in range(x.shape[1]):
+        similarities = similarities + unit[:, j][:, None] * unit[:, j][None, :]
+    return similarities
+
+
 def mate_ranks(labels: RecognitionLabels, features: np.ndarray, identities=None) -> list[int]:
     """The 1-based rank of the mate in the gallery of each counted pair, by the official argsort walk."""
-    distances = cosine_distances(np.asarray(features, dtype=np.float64))
+    distances = -canonical_similarities(features)  # descending similarity; negation is exact
     distractors = np.flatnonzero(labels.labels < 0)
     subset = None if identities is None else {int(i) for i in np.asarray(identities).ravel()}
     ranks = []

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from scorer.detection import METRIC_NAMES, PRCurve, ap50, evaluate_detection, image_mask, pr_curve
 from scorer.formats import DetectionLabels, Detections
+from tests.profiles import examples
 from tests.scorer._det_reference import brute_force_ap50, detection_cases, make_detections, make_labels
 
 A = [0, 0, 9, 9]  # 10 x 10 pixels with the +1 convention
@@ -210,7 +211,7 @@ def cases_with_split(draw):
     return labels, dets, mask if kind == "mask" else np.flatnonzero(mask)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases_with_split())
 def test_ap50_equals_the_brute_force_official_algorithm(case):
     labels, dets, images = case
@@ -235,7 +236,7 @@ def _restrict(labels: DetectionLabels, dets: Detections, mask: np.ndarray) -> tu
     return sub_labels, sub_dets
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(detection_cases(), st.data())
 def test_a_split_scores_like_the_files_filtered_to_it(case, data):
     labels, dets = case

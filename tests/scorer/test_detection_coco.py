@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from scorer.detection import evaluate_detection
 from scorer.formats import Detections, read_detection_labels
+from tests.profiles import examples
 from tests.scorer._det_reference import (
     brute_force_ap50,
     detection_cases,
@@ -65,7 +66,7 @@ def cases_with_detections(draw):
     return labels, dets, images
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases_with_detections())
 def test_coco_numbers_equal_pycocotools_on_random_boxes(case):
     assert_equal_to_pycocotools(*case)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from scorer import formats as F
 from scorer.formats import LabelError, SubmissionError
+from tests.profiles import examples
 
 REAL_GT = (
     Path(__file__).resolve().parents[2].parent
@@ -415,7 +416,7 @@ def _outcome(read, data):
     return ("ok", [np.asarray(getattr(result, key)).tolist() for key in sorted(vars(result))])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_file)
 def test_the_fast_submission_reader_agrees_with_the_line_by_line_reader(data):
     index_of = {name: i for i, name in enumerate(IMAGES)}
@@ -424,7 +425,7 @@ def test_the_fast_submission_reader_agrees_with_the_line_by_line_reader(data):
     assert fast == checked
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_file)
 def test_the_fast_label_reader_agrees_with_the_line_by_line_reader(data):
     assert _outcome(F.read_detection_labels, data) == _outcome(
@@ -455,7 +456,7 @@ def _info_file(draw):
     return ("\n".join(lines) + "\n").encode()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(_info_file())
 def test_the_fast_test_info_reader_agrees_with_the_line_by_line_reader(data):
     checked = _outcome(lambda d: F._read_recognition_labels_checked(d, None), data)

@@ -15,11 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scorer import formats as F
+from tests.profiles import examples
 
 IMAGES = ("a.jpg", "b.jpg", "名前.jpg")
 VALID_CSV = b"a.jpg,1,2,30,40,face,0.9\n\xe5\x90\x8d\xe5\x89\x8d.jpg,5,5,50,50,face,0.5\nb.jpg,0,0,1,1,face,0.1\n"
 INFO = b"imginfos:\na.jpg 0 0 9 9 0\nb.jpg 0 0 9 9 0\nc.jpg 0 0 9 9 -1\npairs:\na.jpg b.jpg\nb.jpg a.jpg\n"
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _readers():

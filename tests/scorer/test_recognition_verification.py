@@ -20,6 +20,7 @@ from scorer.verification import (
     ten_fold_accuracy,
     verification_scores,
 )
+from tests.profiles import examples
 from tests.scorer._rec_reference import brute_force_accuracy, brute_force_tar, make_labels, verification_for
 
 # fold 0: same 0.9, 0.6; different 0.5, 0.1.  fold 1: same 0.8, 0.3; different 0.4, 0.2
@@ -146,7 +147,7 @@ _similarities = st.lists(
 
 
 @pytest.mark.slow
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(rows=_similarities)
 def test_ten_fold_accuracy_equals_a_brute_force_threshold_search(rows):
     sims, same, fold = (np.array(column) for column in zip(*rows, strict=True))
@@ -154,7 +155,7 @@ def test_ten_fold_accuracy_equals_a_brute_force_threshold_search(rows):
 
 
 @pytest.mark.slow
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(rows=_similarities, far=st.sampled_from([1e-3, 0.01, 0.1, 0.5]))
 def test_auc_equals_sklearn_and_tar_equals_a_brute_force_search(rows, far):
     sims, same, _ = (np.array(column) for column in zip(*rows, strict=True))

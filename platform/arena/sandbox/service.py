@@ -4,8 +4,10 @@ the winner-verification checklist, every tick audited."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import importlib.metadata
+import io
 import logging
 import secrets
 import shutil
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 from scorer.archive import RUNNER_OFFERS, ArchiveError, validate_archive
 
 from .. import audit, storage
+from ..contract import ROW_ID_MAX, Field, Model
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import Challenge, FinalCheck, ModelSubmission, Submission, TestImageSet, Track, User, utcnow
 from ..services.accounts import require_verified
@@ -208,9 +211,40 @@ def final_report(session: Session, challenge: Challenge, phase_slug: str, track_
     return rows
 
 
+def visible_model(session: Session, user: User, model_id: int) -> ModelSubmission:
+    """The model run if the user may see it: the same rule as the submission it reproduces (its team or an
+    organizer); else NotFound."""
+    from ..services.submissions import visible_submission
+
+    model = session.get(ModelSubmission, model_id)
+    if model is None or model.submission_id is None:
+        raise NotFound(f"no model {model_id}")
+    try:
+        visible_submission(session, user, model.submission_id)
+    except NotFound:
+        raise NotFound(f"no model {model_id}") from None
+    return model
+
+
 def checklist(check: FinalCheck | None) -> dict:
     items = (check.items if check else None) or {}
     return {key: {"label": label, **items.get(key, {"checked": False})} for key, label in CHECKLIST.items()}
+
+
+class TickForm(Model):
+    """The console's checklist form: one item of one final submission, ticked (1) or unticked (0)."""
+
+    submission_id: int = Field(ge=0, le=ROW_ID_MAX)
+    item: str = Field(max_length=64)
+    checked: bool = False
+
+
+def model_runs(session: Session, submission_id: int) -> list[ModelSubmission]:
+    return list(
+        session.scalars(
+            select(ModelSubmission).where(ModelSubmission.submission_id == submission_id).order_by(ModelSubmission.id)
+        )
+    )
 
 
 def tick(session: Session, actor: User, submission_id: int, item: str, checked: bool) -> dict:
@@ -242,3 +276,85 @@ def tick(session: Session, actor: User, submission_id: int, item: str, checked: 
     )
     session.commit()
     return checklist(check)
+
+
+# --------------------------------------------------------------------------------------------------- views
+
+
+def model_view(model: ModelSubmission, organizer: bool) -> dict:
+    """A model run as its team sees it (no private split before the reveal: the reproduction's public half only);
+    an organizer sees the whole reproduction."""
+    report = reproduction(model)
+    if not organizer:
+        report["splits"] = {"public": report["splits"]["public"]}
+        report.pop("max_difference", None)
+        report.pop("verdict", None)
+    return {
+        "id": model.id,
+        "state": model.state,
+        "phase": model.phase.slug,
+        "track": model.track.slug,
+        "submission_id": model.submission_id,
+        "file_name": model.original_name,
+        "size": model.size,
+        "sha256": model.sha256,
+        "device": model.device,
+        "manifest": model.manifest,
+        "error": model.error,
+        "log_tail": model.log_tail,
+        "worker": model.worker,
+        "created_at": model.created_at.isoformat() + "Z",
+        "finished_at": model.finished_at.isoformat() + "Z" if model.finished_at else None,
+        "reproduction": report,
+    }
+
+
+CSV_COLUMNS = (
+    "submission_id",
+    "team",
+    "public_score",
+    "private_score",
+    "reproduced_public",
+    "reproduced_private",
+    "max_difference",
+    "tolerance",
+    "verdict",
+    "images_per_second",
+    "ms_per_image",
+    "peak_rss_bytes",
+    "model_bytes",
+    "device",
+    *CHECKLIST,
+)
+
+
+def _csv_row(row: dict) -> dict:
+    rep, speed = row["reproduction"], row["reproduction"].get("speed") or {}
+    splits = rep.get("splits", {})
+    out = {
+        "submission_id": row["submission_id"],
+        "team": row["team"],
+        "public_score": row["public_score"],
+        "private_score": row["private_score"],
+        "reproduced_public": splits.get("public", {}).get("reproduced"),
+        "reproduced_private": splits.get("private", {}).get("reproduced"),
+        "max_difference": rep.get("max_difference"),
+        "tolerance": rep.get("tolerance"),
+        "verdict": rep["verdict"],
+        "images_per_second": speed.get("images_per_second"),
+        "ms_per_image": speed.get("ms_per_image"),
+        "peak_rss_bytes": speed.get("peak_rss_bytes"),
+        "model_bytes": speed.get("model_bytes"),
+        "device": (speed.get("hardware") or {}).get("device"),
+    }
+    out.update({key: int(item["checked"]) for key, item in row["checklist"].items()})
+    return out
+
+
+def final_csv(rows: list[dict]) -> str:
+    """The final-standings export: one row per final submission (final_report's rows), checklist ticks as 0/1."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(_csv_row(row) for row in rows)
+    return out.getvalue()
