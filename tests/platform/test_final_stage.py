@@ -353,3 +353,32 @@ def test_participants_cannot_open_the_console(client, team_user, stage):
     user, _headers, _team = team_user
     client.post("/login", data={"email": user.email, "password": PASSWORD})
     assert client.get("/admin/c/tiny/dev/detection/final").status_code == 403
+
+
+def test_a_run_without_test_images_fails_as_our_fault_and_keeps_the_traceback(
+    final_app, db, challenge, data, team_user, stage, tmp_path
+):
+    """The organizers' omission is not the team's: the message says so and the job re-raises for RQ's registry."""
+    from arena.models import TestImageSet
+    from arena.sandbox.jobs import OURS_MESSAGE, SandboxError
+
+    model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data), stage["detection"])
+    db.query(TestImageSet).delete()
+    db.commit()
+    with pytest.raises(SandboxError, match="no test images"):
+        _run(final_app, db, model.id)
+    db.expire_all()
+    model = db.get(ModelSubmission, model.id)
+    assert model.state == "failed" and model.error == OURS_MESSAGE
+
+
+def test_a_model_run_is_taken_once(final_app, db, challenge, data, team_user, stage, tmp_path):
+    """A second run of the same job (RQ retried it, two workers raced) finds it no longer queued and skips."""
+    from arena.sandbox.jobs import run_model
+
+    model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data), stage["detection"])
+    _run(final_app, db, model.id)
+    with final_app.app_context():
+        assert run_model(model.id) == "skipped"
+    db.expire_all()
+    assert db.get(ModelSubmission, model.id).attempts == 1
