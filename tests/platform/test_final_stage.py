@@ -382,3 +382,22 @@ def test_a_model_run_is_taken_once(final_app, db, challenge, data, team_user, st
         assert run_model(model.id) == "skipped"
     db.expire_all()
     assert db.get(ModelSubmission, model.id).attempts == 1
+
+
+def test_the_2020_bundle_opens_its_final_phase_to_models():
+    from pathlib import Path
+
+    from arena.services.challenges import parse_bundle, read_bundle
+
+    spec = parse_bundle(*read_bundle(Path(__file__).resolve().parents[2] / "challenges" / "icartoonface-2020"))
+    assert [p["accepts_models"] for p in spec["phases"]] == [False, True]
+    assert spec["reproduction_tolerance"] == 0.005
+
+
+@pytest.mark.parametrize("value", ["-0.1", "2", "'close'", "true"])
+def test_a_reproduction_tolerance_outside_0_to_1_is_a_bundle_error(value):
+    from arena.services.challenges import BundleError, parse_bundle
+
+    text = f"slug: t\ntitle: T\nreproduction_tolerance: {value}\ntracks: []\nphases: []\n"
+    with pytest.raises(BundleError, match="reproduction_tolerance"):
+        parse_bundle(text, None)
