@@ -401,3 +401,61 @@ def test_a_reproduction_tolerance_outside_0_to_1_is_a_bundle_error(value):
     text = f"slug: t\ntitle: T\nreproduction_tolerance: {value}\ntracks: []\nphases: []\n"
     with pytest.raises(BundleError, match="reproduction_tolerance"):
         parse_bundle(text, None)
+
+
+def test_a_run_whose_worker_stopped_is_queued_again_then_failed(
+    final_app, db, challenge, data, team_user, stage, tmp_path
+):
+    """The sweep (at every model worker's start, and `final sweep`): a run still `running` past its wall time and
+    the job's margin is queued again while it has attempts left, then failed with a message."""
+    import datetime as dt
+
+    from arena.models import AuditEvent, utcnow
+    from arena.queue import connect
+    from arena.sandbox.jobs import STOPPED_MESSAGE, queue_name, sweep
+    from rq import Queue
+
+    model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data), stage["detection"])
+    long_ago = utcnow() - dt.timedelta(seconds=final_app.config["SANDBOX_WALL_SECONDS"] + 400)
+    with final_app.app_context():
+        model.state, model.started_at, model.attempts = "running", long_ago, 1
+        db.commit()
+        assert sweep(db, final_app.config) == {"requeued": 1, "failed": 0}
+        assert model.state == "queued" and model.job_id.endswith(f"-model-{model.id}-2")
+        assert Queue(queue_name(final_app.config, "cpu"), connection=connect()).count == 2
+        model.state, model.started_at, model.attempts = "running", long_ago, 3
+        db.commit()
+        assert sweep(db, final_app.config) == {"requeued": 0, "failed": 1}
+        assert model.state == "failed" and model.error == STOPPED_MESSAGE
+        fresh = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data), stage["detection"])
+        fresh.state, fresh.started_at = "running", utcnow()
+        db.commit()
+        assert sweep(db, final_app.config) == {"requeued": 0, "failed": 0}  # a live run is left alone
+    assert db.query(AuditEvent).filter_by(action="model_requeued").count() == 1
+
+
+def test_the_team_is_told_how_its_model_ran(final_app, db, challenge, data, team_user, stage, tmp_path):
+    from arena.models import Notification
+
+    user, _headers, _team = team_user
+    model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data), stage["detection"])
+    _run(final_app, db, model.id)
+    messages = [n.message for n in db.query(Notification).filter_by(user_id=user.id)]
+    assert any(m.startswith(f"Model {model.id} ran in the sandbox: ap50 1.0000") for m in messages), messages
+
+
+def test_an_organizer_can_run_a_model_again(final_app, db, challenge, data, team_user, stage, tmp_path):
+    from arena_testkit import make_user
+
+    make_user(db, "org@example.com", organizer=True)
+    model = _submit(db, team_user, challenge, "detection", _detector_archive(tmp_path, data), stage["detection"])
+    runner = final_app.test_cli_runner()
+    args = ["final", "rerun", str(model.id), "--by", "org@example.com", "--reason", "new images"]
+    assert "queued already" in runner.invoke(args=args).output
+    model = _run(final_app, db, model.id)
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    db.expire_all()
+    model = db.get(ModelSubmission, model.id)
+    assert model.state == "queued" and model.scores is None
+    assert "organizers only" in runner.invoke(args=[*args[:3], "--by", "alice@example.com", *args[5:]]).output

@@ -36,6 +36,7 @@ def worker(device: str, burst: bool):
     bwrap.bwrap_path()  # no bubblewrap: stop here, before taking a job
     app = current_app._get_current_object()
     app.config["SANDBOX_DEVICE"] = device  # advertised: recorded on every run this worker takes
+    _sweep(app)
     name = queue_name(app.config, device)
     click.echo(f"model worker on {device}: queue {name}")
     Worker([Queue(name, connection=arena_queue.connect(app))], connection=arena_queue.connect(app)).work(burst=burst)
@@ -113,3 +114,52 @@ def tick(submission_id: int, item: str, email: str, undo: bool):
         click.echo(json.dumps(service.tick(session, actor, submission_id, item, not undo), indent=2))
     except ArenaError as exc:
         raise click.ClickException(exc.message) from None
+
+
+def _sweep(app) -> dict:
+    from ..db import new_session
+    from .jobs import sweep
+
+    session = new_session()
+    try:
+        counts = sweep(session, app.config)
+    finally:
+        session.close()
+    click.echo(f"model runs whose worker stopped: {counts}")
+    return counts
+
+
+@final.command("sweep")
+@with_appcontext
+def sweep_command():
+    """Requeue (or, out of attempts, fail) the model runs whose worker stopped."""
+    _sweep(current_app._get_current_object())
+
+
+@final.command("rerun")
+@click.argument("model_id", type=int)
+@click.option("--by", "email", required=True, help="the organizer asking for it")
+@click.option("--reason", required=True)
+@with_appcontext
+def rerun(model_id: int, email: str, reason: str):
+    """Queue a model run again (audited)."""
+    from sqlalchemy import select
+
+    from ..db import get_session
+    from ..errors import ArenaError
+    from ..models import ModelSubmission, User
+    from ..services.admin import require_organizer
+    from .jobs import requeue
+
+    session = get_session()
+    try:
+        actor = require_organizer(session.scalar(select(User).where(User.email == email.strip().lower())))
+    except ArenaError as exc:
+        raise click.ClickException(exc.message) from None
+    model = session.get(ModelSubmission, model_id)
+    if model is None:
+        raise click.ClickException(f"no model {model_id}")
+    if model.state in ("queued", "running"):
+        raise click.ClickException(f"model {model_id} is {model.state} already")
+    requeue(session, model, reason=reason, actor_id=actor.id)
+    click.echo(f"model {model_id} queued again")

@@ -11,6 +11,7 @@ no test images) re-raises, so that the traceback stays in RQ's failed registry.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import shutil
@@ -30,7 +31,7 @@ from scorer.formats import SubmissionError, read_detection_labels, read_recognit
 from .. import audit, storage
 from ..db import new_session
 from ..jobs import _app_context, score_file
-from ..models import ModelSubmission, TestImageSet, utcnow
+from ..models import Membership, ModelSubmission, Notification, TestImageSet, utcnow
 from . import bwrap
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ JOB = "arena.sandbox.jobs.run_model"
 PREDICTIONS = {"detection": "predictions.csv", "recognition": "features.bin"}
 CODE_PACKAGES = ("modelrunner", "scorer", "facedata", "baselines")  # what the harness and offered code import
 OURS_MESSAGE = "the model runner failed on our side, not because of your model; the organizers have been told"
+STOPPED_MESSAGE = "the worker running this model stopped several times; the organizers have been told"
+JOB_MARGIN_SECONDS = 300  # an RQ job may run this much past the sandbox's wall time (unpacking, scoring)
 _STATUS_MESSAGES = {
     "timeout": "the model ran past the wall-time limit of {wall_seconds:g} s and was stopped",
     "cpu": "the model used more than its {cpu_seconds} s of CPU time and was stopped",
@@ -144,12 +147,18 @@ def _execute(model: ModelSubmission, config, work: Path):
     harness += ["--model-bytes", str(model.size)]
     mounts = [*code, bwrap.Mount(folder, "/model"), bwrap.Mount(inputs, "/input"), bwrap.Mount(images, "/images")]
     argv = bwrap.command(
-        harness, mounts, limits, uid=int(config.get("SANDBOX_UID", 65534)), gpu=gpu, pythonpath="/opt/arena-code"
+        harness, mounts, limits, uid=sandbox_uid(config, model.id), gpu=gpu, pythonpath="/opt/arena-code"
     )
     outcome = bwrap.run(argv, limits)
     log.info("model %s: sandbox %s (rc %s) in %.1f s", model.id, outcome.status, outcome.returncode, outcome.seconds)
     files, error = _parse(outcome, limits)
     return outcome, files, error
+
+
+def sandbox_uid(config, model_id: int) -> int:
+    """The uid a run gets when the worker is root: one of its own per run (SANDBOX_UID_BASE + id modulo
+    SANDBOX_UIDS), so that the process limit of one run never counts another's processes."""
+    return int(config.get("SANDBOX_UID_BASE", 200_000)) + model_id % int(config.get("SANDBOX_UIDS", 50_000))
 
 
 def _python() -> str:
@@ -252,6 +261,7 @@ def _finish(session, model: ModelSubmission, error: str | None, log_tail: str | 
     model.error, model.log_tail, model.finished_at = error, log_tail, utcnow()
     if error is not None:
         model.scores = model.speed = None
+    _notify(session, model)
     audit.record(
         session,
         f"model_{model.state}",
@@ -259,6 +269,58 @@ def _finish(session, model: ModelSubmission, error: str | None, log_tail: str | 
         challenge_id=model.phase.challenge_id,
         after={"state": model.state, "error": error},
     )
+    session.commit()
+
+
+def _notify(session, model: ModelSubmission) -> None:
+    """Tell the team (in the app) that its model ran: the public half of the reproduction only."""
+    if model.team_id is None:
+        return
+    if model.state == "finished":
+        public = (model.scores or {}).get("public", {}).get(model.track.metric)
+        text = f"Model {model.id} ran in the sandbox: {model.track.metric} {public:.4f} on the public split"
+    else:
+        text = f"Model {model.id} failed in the sandbox: {model.error}"
+    for member in session.scalars(select(Membership).where(Membership.team_id == model.team_id)):
+        session.add(Notification(user_id=member.user_id, message=text[:500]))
+
+
+def sweep(session, config, now=None) -> dict:
+    """Model runs whose worker stopped: `running` past the wall-time limit plus the job's margin. Each is queued
+    again while it has attempts left (MAX_ATTEMPTS), else failed with a message; returns the counts."""
+    now = now or utcnow()
+    limits = bwrap.Limits.from_config(config)
+    cutoff = now - dt.timedelta(seconds=limits.wall_seconds + JOB_MARGIN_SECONDS)
+    stale = session.scalars(
+        select(ModelSubmission).where(ModelSubmission.state == "running", ModelSubmission.started_at < cutoff)
+    ).all()
+    counts = {"requeued": 0, "failed": 0}
+    for model in stale:
+        if model.attempts < int(config.get("MAX_ATTEMPTS", 3)):
+            requeue(session, model, reason="its worker stopped")
+            counts["requeued"] += 1
+        else:
+            _finish(session, model, STOPPED_MESSAGE, model.log_tail)
+            counts["failed"] += 1
+    return counts
+
+
+def requeue(session, model: ModelSubmission, *, reason: str, actor_id: int | None = None) -> None:
+    """Queue a model run again (its worker stopped, or an organizer asks for another run); audited."""
+    before = {"state": model.state, "error": model.error}
+    model.state, model.error, model.scores, model.speed, model.finished_at = "queued", None, None, None, None
+    audit.record(
+        session,
+        "model_requeued",
+        model,
+        actor_id=actor_id,
+        challenge_id=model.phase.challenge_id,
+        before=before,
+        after={"state": "queued"},
+        reason=reason,
+    )
+    session.commit()
+    model.job_id = enqueue(model)
     session.commit()
 
 
@@ -276,7 +338,7 @@ def enqueue(model: ModelSubmission) -> str:
         JOB,
         args=(model.id,),
         job_id=job_id,
-        timeout=int(limits.wall_seconds) + 300,
+        timeout=int(limits.wall_seconds) + JOB_MARGIN_SECONDS,
         result_ttl=24 * 3600,
         failure_ttl=30 * 24 * 3600,
         description=f"run model submission {model.id}",
