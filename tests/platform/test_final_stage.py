@@ -330,6 +330,7 @@ def test_the_console_shows_the_reproduction_and_audits_the_checklist(
     _run(final_app, db, model_id)
     organizer = make_user(db, "org@example.com", organizer=True)
     client.post("/login", data={"email": organizer.email, "password": PASSWORD})
+    assert "/admin/c/tiny/dev/detection/final" in client.get("/admin/c/tiny").get_data(as_text=True)
     page = client.get("/admin/c/tiny/dev/detection/final")
     assert page.status_code == 200 and "reproduced" in page.get_data(as_text=True)
     response = client.post(
