@@ -291,6 +291,7 @@ def test_a_model_that_cannot_run_is_refused_before_it_is_queued(
     client, db, data, team_user, stage, tmp_path, change, status, field
 ):
     _user, headers, _team = team_user
+    change = dict(change)  # the parameter is shared by the sqlite and postgres runs
     content = change.pop("file", None) or _detector_archive(tmp_path, data)
     response = _post_model(client, headers, content, change.pop("submission_id", stage["detection"]), **change)
     assert response.status_code == status, response.get_json()
