@@ -52,12 +52,12 @@ demo: $(STAMP)
 	$(FLASK) demo $(DEMO_DATA)
 	@echo "open http://127.0.0.1:8000  (logins above; Ctrl+C stops the web server and the worker)"
 	@trap 'kill 0' INT TERM EXIT; $(FLASK) worker & \
-	  $(VENV)/bin/gunicorn --bind 127.0.0.1:8000 --workers 2 --threads 4 'arena:create_app()'
+	  $(VENV)/bin/gunicorn --config python:arena.gunicorn_conf --bind 127.0.0.1:8000 'arena:create_app()'
 
-## The web process alone (gunicorn) and a scoring worker alone, as the Procfile runs them.
+## The web process alone (gunicorn, gevent workers: arena/gunicorn_conf.py) and a scoring worker alone, as the Procfile runs them.
 serve: $(STAMP)
 	$(FLASK) db upgrade
-	$(VENV)/bin/gunicorn --bind 127.0.0.1:8000 --workers 2 --threads 4 'arena:create_app()'
+	$(VENV)/bin/gunicorn --config python:arena.gunicorn_conf --bind 127.0.0.1:8000 'arena:create_app()'
 
 worker: $(STAMP)
 	$(FLASK) worker

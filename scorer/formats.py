@@ -767,15 +767,25 @@ def max_feature_bytes(num_images: int, max_dim: int = MAX_FEATURE_DIM) -> int:
 
 
 def read_features(
-    source: Source, num_images: int, *, max_dim: int = MAX_FEATURE_DIM, name: str | None = None
+    source: Source,
+    num_images: int,
+    *,
+    max_dim: int = MAX_FEATURE_DIM,
+    max_bytes: int | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """A recognition submission → float64 (N, d), row i = image i of the test list (possibly read-only).
 
     Raw little-endian float64 (d = bytes / 8N) or a `.npy` of shape (N, d) in float16/32/64, either of them
     alone or gzip- or zip-compressed. Checks: the size, d in [1, max_dim], every value finite, no zero row.
+    Both the upload and what it expands to are bounded by what the test list can need (8 · N · max_dim bytes
+    and a header) and by max_bytes (the platform's upload cap): a compressed upload never expands past what an
+    uncompressed one could be, so a small gzip bomb is refused before it costs memory or time.
     """
     name = _source_name(source, name)
     limit = max_feature_bytes(num_images, max_dim)
+    if max_bytes is not None:
+        limit = min(limit, max_bytes)
     data = _unpack(_read_bytes(source, limit, SubmissionError, name), limit, SubmissionError, name)
     feats = (
         _npy_features(data, num_images, name) if data.startswith(_NPY_MAGIC) else _raw_features(data, num_images, name)

@@ -20,6 +20,9 @@ def current_user() -> User | None:
             user = accounts.user_for_token(get_session(), header[7:].strip())
         elif session.get("user_id") is not None:
             user = get_session().get(User, session["user_id"])
+            if user is not None and session.get("generation") != user.session_generation:
+                user = None  # the cookie predates a logout or a password reset
+                session.clear()
         request.environ["arena.user"] = user
     return request.environ["arena.user"]
 
@@ -31,7 +34,7 @@ def api_user() -> User:
         raise Unauthorized("send an API token: Authorization: Bearer <token>")
     user = current_user()
     if user is None:
-        raise Unauthorized("the API token is not valid or was revoked")
+        raise Unauthorized("the API token is not valid, has expired or was revoked")
     return user
 
 
@@ -46,6 +49,17 @@ def login_required(view):
 
 
 def log_in(user: User) -> None:
+    """A signed session cookie, valid PERMANENT_SESSION_LIFETIME (ARENA_SESSION_DAYS) or until the user logs out
+    or resets the password, whichever comes first."""
     session.clear()
     session["user_id"] = user.id
+    session["generation"] = user.session_generation
     session.permanent = True
+
+
+def log_out() -> None:
+    """End every session of the user (the cookie is signed, not stored: a copy of it would work otherwise)."""
+    user = current_user()
+    if user is not None:
+        accounts.end_sessions(get_session(), user)
+    session.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
@@ -33,6 +34,7 @@ def _secret_key(instance: Path) -> str:
 def load(instance_path: str) -> dict:
     """The default configuration of an app whose instance folder is instance_path."""
     instance = Path(instance_path)
+    base_url = os.environ.get("ARENA_BASE_URL", "http://127.0.0.1:8000")
     return {
         "SECRET_KEY": _secret_key(instance),
         "DATABASE_URL": _database_url(instance),
@@ -42,16 +44,26 @@ def load(instance_path: str) -> dict:
         "STORAGE_DIR": os.environ.get("ARENA_STORAGE_DIR", str(instance / "storage")),
         "MAX_UPLOAD_BYTES": int(os.environ.get("ARENA_MAX_UPLOAD_BYTES", 110 * 2**20)),
         "MAX_CONTENT_LENGTH": int(os.environ.get("ARENA_MAX_UPLOAD_BYTES", 110 * 2**20)) + 2**20,
-        "BASE_URL": os.environ.get("ARENA_BASE_URL", "http://127.0.0.1:8000"),
+        "BASE_URL": base_url,
         "SMTP_HOST": os.environ.get("SMTP_HOST") or None,
         "SMTP_PORT": int(os.environ.get("SMTP_PORT", 25)),
         "MAIL_FROM": os.environ.get("MAIL_FROM", "arena@localhost"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": os.environ.get("ARENA_SECURE_COOKIES", "0") == "1",
+        # Secure cookies when the site is served over https (ARENA_SECURE_COOKIES=1 forces them)
+        "SESSION_COOKIE_SECURE": base_url.startswith("https://") or os.environ.get("ARENA_SECURE_COOKIES") == "1",
+        # a session cookie lasts this long at most; logout and password reset end it at once (auth.py)
+        "PERMANENT_SESSION_LIFETIME": dt.timedelta(days=float(os.environ.get("ARENA_SESSION_DAYS", 14))),
+        # an API token expires this many days after its creation; a password reset revokes it at once
+        "TOKEN_DAYS": float(os.environ.get("ARENA_TOKEN_DAYS", 90)),
+        # how many reverse proxies in front of gunicorn set X-Forwarded-For/-Proto/-Host (0: none, gunicorn faces
+        # the clients); the rate limits key on the client address these give (extensions.py)
+        "PROXY_HOPS": int(os.environ.get("ARENA_PROXY_HOPS", 0)),
         "RATELIMIT_ENABLED": os.environ.get("ARENA_RATELIMIT", "1") == "1",
         "RATELIMIT_STORAGE_URI": os.environ.get("REDIS_URL") or "memory://",
+        # password forms: per account named (RATELIMIT_LOGIN) and per client address (extensions.py)
         "RATELIMIT_LOGIN": os.environ.get("ARENA_RATELIMIT_LOGIN", "10 per minute"),
+        "RATELIMIT_LOGIN_ADDRESS": os.environ.get("ARENA_RATELIMIT_LOGIN_ADDRESS", "30 per minute"),
         "RATELIMIT_UPLOAD": os.environ.get("ARENA_RATELIMIT_UPLOAD", "30 per minute"),
         "WTF_CSRF_TIME_LIMIT": None,
         # boards are recomputed at most this often per web process (0: on every request)

@@ -34,15 +34,18 @@ def parse_time(value: Any, field: str) -> dt.datetime:
         try:
             moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError as exc:
-            why = "its offset must lie within ±24 h" if "offset" in str(exc) else "not an ISO 8601 date-time"
-            raise Invalid(f"'{field}': '{value}' is {why} (YYYY-MM-DDTHH:MM:SS+HH:MM)", field=field) from None
+            if "offset" in str(exc):
+                why = "has a time zone offset out of range (from -23:59 to +23:59)"
+            else:
+                why = "is not a date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM:SS, then Z or +HH:MM)"
+            raise Invalid(f"{field}: '{value}' {why}", field=field) from None
     else:
-        raise Invalid(f"'{field}' must be a date-time string", field=field)
+        raise Invalid(f"{field}: must be a date or date-time, not {type(value).__name__}", field=field)
     if moment.tzinfo is not None:
         try:
             moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
         except OverflowError:
-            raise Invalid(f"'{field}': '{value}' is out of range once converted to UTC", field=field) from None
+            raise Invalid(f"{field}: '{value}' is out of range once converted to UTC", field=field) from None
     return moment
 
 
@@ -54,7 +57,8 @@ def _utc(value: Any, info) -> dt.datetime:
 
 
 UtcDateTime = Annotated[dt.datetime, BeforeValidator(_utc)]
-RowId = Annotated[int, Field(ge=0, le=ROW_ID_MAX, strict=True)]
+RowId = Annotated[int, Field(ge=0, le=ROW_ID_MAX, strict=True)]  # in a JSON body: a number, never "5" nor true
+FormId = Annotated[int, Field(ge=0, le=ROW_ID_MAX)]  # in an HTML form, where every value is text
 
 
 def _as_sent(value: Any) -> Any:
@@ -85,6 +89,13 @@ class Body(BaseModel):
 
 class Model(BaseModel):
     """Path parameters, queries, multipart forms and the HTML forms."""
+
+
+class Credentials(Body):
+    """An email and a password: the API's /register and /tokens, the pages' login and registration forms."""
+
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
 
 
 # --------------------------------------------------------------------------------------------------- errors
@@ -119,7 +130,7 @@ def _message(error: dict) -> tuple[str, str | None]:
         return str(ctx.get("error", error["msg"])), field
     if kind == "literal_error":
         return f"'{field}' must be {ctx.get('expected', 'one of the listed values')}", field
-    return f"'{field}': {error['msg']}", field
+    return (f"'{field}': {error['msg']}" if field else error["msg"]), field
 
 
 def invalid(exc: ValidationError) -> Invalid:
@@ -157,8 +168,10 @@ def form(model: type[BaseModel], data: Any = None) -> Any:
 __all__ = [
     "Body",
     "ConfigDict",
+    "Credentials",
     "Error",
     "Field",
+    "FormId",
     "FormText",
     "Model",
     "RowId",

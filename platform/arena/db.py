@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -51,12 +56,22 @@ def new_session() -> Session:
 
 
 def _close_request_session(_exc) -> None:
-    session = request.environ.pop("arena.db_session", None)
-    if session is not None:
-        session.close()
+    _close_quietly(request.environ.pop("arena.db_session", None))
 
 
 def _close_session(_exc) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
+    _close_quietly(g.pop("db_session", None))
+
+
+def _close_quietly(session: Session | None) -> None:
+    """Close a request's session after its answer is made. A connection that died meanwhile (the database
+    restarted, the backend terminated) makes close()'s rollback raise: the answer stands, the dead connection is
+    dropped from the pool (an exception here would turn the finished answer into the server's HTML 500)."""
+    if session is None:
+        return
+    try:
         session.close()
+    except Exception as exc:
+        log.warning("closing a database session failed (%s); its connection is discarded", exc.__class__.__name__)
+        with contextlib.suppress(Exception):
+            session.invalidate()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from flask import current_app, has_app_context
 from sqlalchemy import update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from scorer.formats import (
     LabelError,
@@ -84,18 +85,39 @@ def _run(session, submission_id: int) -> str:
         session.rollback()
         _fail(session, sub, CRASH_MESSAGE, None)
         raise
-    scores, curve = result
-    sub.scores = scores
-    sub.public_score = scores["public"].get(sub.track.metric)
-    sub.private_score = scores["private"].get(sub.track.metric)
-    sub.curve = curve
-    sub.error = sub.error_line = None
-    states.transition(session, sub, states.FINISHED)
-    if sub.team_id is not None:
-        record_rank_history(session, sub.phase, sub.track, utcnow())
-    notify.submission_done(session, sub)
-    session.commit()
+    _finish(session, submission_id, *result)
     return "finished"
+
+
+FINAL_WRITE_TRIES = 5
+
+
+def _finish(session, submission_id: int, scores: dict, curve: dict) -> None:
+    """The final write of a scored submission, retried when the database connection drops under it (the score
+    is kept and written again, never computed twice) and idempotent: a retry whose earlier try did reach the
+    database (its commit's answer was what got lost) finds the submission finished and leaves it as it is."""
+    for attempt in range(1, FINAL_WRITE_TRIES + 1):
+        try:
+            sub = session.get(Submission, submission_id, populate_existing=True)
+            if sub.state == states.FINISHED:
+                return
+            sub.scores = scores
+            sub.public_score = scores["public"].get(sub.track.metric)
+            sub.private_score = scores["private"].get(sub.track.metric)
+            sub.curve = curve
+            sub.error = sub.error_line = None
+            states.transition(session, sub, states.FINISHED)
+            if sub.team_id is not None:
+                record_rank_history(session, sub.phase, sub.track, utcnow())
+            notify.submission_done(session, sub)
+            session.commit()
+            return
+        except (OperationalError, InterfaceError) as exc:
+            session.rollback()
+            if attempt == FINAL_WRITE_TRIES:
+                raise
+            log.warning("the final write of submission %s failed (%s); retrying", submission_id, exc.__class__.__name__)
+            time.sleep(min(0.2 * 2**attempt, 5))
 
 
 def _fail(session, sub: Submission, message: str, line: int | None) -> None:
@@ -219,7 +241,9 @@ def _score_recognition(sub, path, name, seed, fraction, storage_dir):
     pairs = _label_path(sub, "verification_pairs", storage_dir)
     if pairs is not None:
         verification = _cached("verification_pairs", *pairs, lambda p: read_verification_pairs(p, labels.image_names))
-    features = read_features(path, len(labels.image_names), name=name)
+    # what it expands to is bounded like the upload itself: by the test list's need and by the upload cap
+    limit = min(sub.track.max_upload_bytes, current_app.config["MAX_UPLOAD_BYTES"])
+    features = read_features(path, len(labels.image_names), max_bytes=limit, name=name)
     identities = np.unique(labels.labels[labels.labels >= 0])
     scores, curve = {}, {}
     for split in SPLITS:

@@ -38,6 +38,8 @@ class User(Base):
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     is_organizer: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # bumped on logout and password reset: a session cookie signed for an older generation is refused (auth.py)
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiToken(Base):
@@ -50,6 +52,7 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime | None]  # set at creation: ARENA_TOKEN_DAYS later
     user: Mapped[User] = relationship()
 
 

@@ -220,7 +220,10 @@ def run_worker(app: Flask, *, burst: bool = False, watchdog_every: float = 30.0,
     """An RQ worker on the app's queue, with a watchdog thread. The forked work-horse gets fresh database
     connections (a pooled connection must never be shared across a fork)."""
     import os
+    import time
 
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
     from rq import SimpleWorker, Worker
 
     from . import queue
@@ -230,5 +233,22 @@ def run_worker(app: Flask, *, burst: bool = False, watchdog_every: float = 30.0,
     if watchdog_every > 0 and not burst:
         start_thread(app, watchdog_every)
     worker_class = SimpleWorker if simple else Worker
-    with app.app_context():
-        worker_class([queue.queue(app)], connection=queue.connect(app)).work(burst=burst)
+    wait = 1.0
+    while True:
+        worker = None
+        with app.app_context():
+            try:  # RQ's constructor talks to Redis too
+                worker = worker_class([queue.queue(app)], connection=queue.connect(app))
+                worker.work(burst=burst)
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # the constructor, or RQ's teardown
+                log.warning("worker: the queue cannot be reached (%s)", exc)
+        if burst or (worker is not None and worker._stop_requested):  # RQ's flag: a SIGTERM or Ctrl+C asked it
+            return
+        # RQ's loop retries a failed dequeue but quits on a connection error anywhere else (a heartbeat, the end of a
+        # job): a Redis restart must not end the process. Its run is requeued by the watchdog; start afresh.
+        log.warning("worker: RQ's loop ended without a stop request; starting a new worker in %.0f s", wait)
+        try:
+            time.sleep(wait)
+        except KeyboardInterrupt:  # Ctrl+C between two workers: stop quietly, as RQ would
+            return
+        wait = min(wait * 2, 30.0)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import markdown
 import nh3
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from markupsafe import Markup
+from pydantic import Field, field_validator
 from sqlalchemy import select
 
-from . import svg
-from .auth import current_user, log_in, login_required
+from . import contract, svg
+from .auth import current_user, log_in, log_out, login_required
 from .boards import board_for, csv_response, json_board
+from .contract import Credentials, FormId, Model
 from .db import get_session
 from .errors import ArenaError
-from .extensions import limiter, login_limit, upload_limit
+from .extensions import limiter, password_form_limits, upload_limit
 from .leaderboard import memo, rank_history
 from .models import Challenge, Notification, utcnow
 from .services import accounts, submissions, teams
@@ -24,6 +28,14 @@ bp = Blueprint("web", __name__)
 @bp.app_context_processor
 def _globals():
     return {"current_user": current_user(), "now": utcnow()}
+
+
+@bp.app_errorhandler(ArenaError)
+def _arena_error(exc: ArenaError):
+    """An error a page's view did not turn into a flashed message (a form value no browser would send, such as
+    team_id=abc): an HTML page naming the field, with the error's status (never a 500)."""
+    title = f"Bad value for '{exc.field}'" if exc.field else "This request cannot be served"
+    return render_template("error.html", title=title, message=exc.message), exc.status
 
 
 @bp.app_template_filter("markdown")
@@ -60,26 +72,29 @@ def index():
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(login_limit, methods=["POST"])
+@password_form_limits(methods=["POST"])
 def register():
     if request.method == "POST":
         try:
-            user = accounts.register(get_session(), request.form.get("email", ""), request.form.get("password", ""))
+            form = contract.form(Credentials)
+            accounts.register_quietly(get_session(), form.email, form.password)
         except ArenaError as exc:
             flash(exc.message, "error")
             return render_template("register.html"), exc.status
-        log_in(user)
-        flash("Account created. We sent you a link to verify your email.", "info")
-        return _back("web.index")
+        flash(
+            accounts.REGISTERED, "info"
+        )  # alike whether the email was new: nobody learns which addresses have accounts
+        return _back("web.login")
     return render_template("register.html")
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(login_limit, methods=["POST"])
+@password_form_limits(methods=["POST"])
 def login():
     if request.method == "POST":
         try:
-            user = accounts.authenticate(get_session(), request.form.get("email", ""), request.form.get("password", ""))
+            form = contract.form(Credentials)
+            user = accounts.authenticate(get_session(), form.email, form.password)
         except ArenaError as exc:
             flash(exc.message, "error")
             return render_template("login.html"), exc.status
@@ -91,7 +106,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    log_out()
     return _back("web.index")
 
 
@@ -114,7 +129,7 @@ def resend_verification():
 
 
 @bp.route("/forgot", methods=["GET", "POST"])
-@limiter.limit(login_limit, methods=["POST"])
+@password_form_limits(methods=["POST"])
 def forgot():
     if request.method == "POST":
         accounts.request_password_reset(get_session(), request.form.get("email", ""))
@@ -136,20 +151,33 @@ def reset(token: str):
     return render_template("reset.html")
 
 
+class TokenForm(Model):
+    """The account page: make a token (name) or revoke one (revoke: its id)."""
+
+    name: str = Field("", max_length=100)
+    revoke: FormId | None = None
+
+    @field_validator("revoke", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value):
+        return None if value == "" else value
+
+
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
 def account():
     user = current_user()
     new_token = None
     if request.method == "POST":
+        form = contract.form(TokenForm)
         try:
-            if request.form.get("revoke"):
-                accounts.revoke_token(get_session(), user, int(request.form["revoke"]))
+            if form.revoke is not None:
+                accounts.revoke_token(get_session(), user, form.revoke)
                 flash("Token revoked.", "info")
             else:
-                _token, new_token = accounts.create_api_token(get_session(), user, request.form.get("name", ""))
-        except (ArenaError, ValueError) as exc:
-            flash(getattr(exc, "message", str(exc)), "error")
+                _token, new_token = accounts.create_api_token(get_session(), user, form.name)
+        except ArenaError as exc:
+            flash(exc.message, "error")
     notes = (
         get_session()
         .scalars(select(Notification).where(Notification.user_id == user.id).order_by(Notification.id.desc()).limit(20))
@@ -178,29 +206,37 @@ def challenge(slug: str):
     )
 
 
+class TeamForm(Model):
+    """The team forms of the challenge page (one form per action)."""
+
+    action: Literal["create", "join", "remove", "captain", "merge"]
+    name: str = Field("", max_length=200)
+    invite_code: str = Field("", max_length=200)
+    accept_rules: Literal["on", ""] = ""
+    team_id: FormId = 0
+    user_id: FormId = 0
+
+
 @bp.post("/c/<slug>/team")
 @login_required
 def team_action(slug: str):
     challenge = _challenge(slug)
-    form, user, db = request.form, current_user(), get_session()
-    accept = form.get("accept_rules") == "on"
+    form, user, db = contract.form(TeamForm), current_user(), get_session()
+    accept = form.accept_rules == "on"
     try:
-        action = form.get("action")
-        if action == "create":
-            teams.create_team(db, user, challenge, form.get("name", ""), accept)
+        if form.action == "create":
+            teams.create_team(db, user, challenge, form.name, accept)
             flash("Team created. Share its invite code with your teammates.", "info")
-        elif action == "join":
-            teams.join_team(db, user, challenge, form.get("invite_code", ""), accept)
+        elif form.action == "join":
+            teams.join_team(db, user, challenge, form.invite_code, accept)
             flash("You joined the team.", "info")
-        elif action == "remove":
-            teams.remove_member(db, user, int(form.get("team_id", 0)), int(form.get("user_id", 0)))
-        elif action == "captain":
-            teams.transfer_captaincy(db, user, int(form.get("team_id", 0)), int(form.get("user_id", 0)))
-        elif action == "merge":
-            teams.merge_teams(db, user, int(form.get("team_id", 0)), form.get("invite_code", ""))
-            flash("The teams are merged.", "info")
+        elif form.action == "remove":
+            teams.remove_member(db, user, form.team_id, form.user_id)
+        elif form.action == "captain":
+            teams.transfer_captaincy(db, user, form.team_id, form.user_id)
         else:
-            flash("unknown team action", "error")
+            teams.merge_teams(db, user, form.team_id, form.invite_code)
+            flash("The teams are merged.", "info")
     except ArenaError as exc:
         flash(exc.message, "error")
     return _back("web.challenge", slug=slug)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
+from typing import Literal
 
 from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from pydantic import Field
 from sqlalchemy import select
 
+from . import contract
 from . import queue as arena_queue
 from .auth import current_user
+from .contract import FormId, Model, parse_time
 from .db import get_session
 from .errors import ArenaError, Invalid
 from .models import AuditEvent, Challenge, Phase, Submission, Team, Track, utcnow
@@ -72,61 +75,67 @@ def challenge(slug: str):
     return render_template("admin/challenge.html", challenge=challenge, teams=teams, submissions=subs)
 
 
-def _parse_time(value: str, field: str) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise Invalid(f"'{value}' is not a date-time (YYYY-MM-DD HH:MM)", field=field) from None
+class ActionForm(Model):
+    """The forms of the organizer's challenge page, one per `what`; the ids are checked here (a 400 naming the
+    field), the dates by contract.parse_time when the phase form is sent."""
+
+    what: Literal["phase", "labels", "rescore", "team", "disqualify", "baseline"]
+    phase_id: FormId = 0
+    track_id: FormId = 0
+    team_id: FormId = 0
+    submission_id: FormId = 0
+    starts_at: str = ""
+    ends_at: str = ""
+    closed: str = ""
+    private_revealed: str = ""
+    reason: str | None = Field(None, max_length=500)
+    kind: str = ""
+    action: str = ""
+    track: str = ""
+    name: str = Field("", max_length=200)
+    note: str = Field("", max_length=500)
 
 
 @bp.post("/c/<slug>/action")
 @organizer_required
 def action(slug: str):
     challenge = _challenge(slug)
-    db, actor, form = get_session(), current_user(), request.form
-    what = form.get("what", "")
+    db, actor, form = get_session(), current_user(), contract.form(ActionForm)
+    upload = request.files.get("file")
     try:
-        if what == "phase":
-            phase = admin.get_or_404(db, Phase, int(form.get("phase_id", 0)))
+        if form.what == "phase":
+            phase = admin.get_or_404(db, Phase, form.phase_id)
             changes = {
-                "starts_at": _parse_time(form.get("starts_at", ""), "starts_at"),
-                "ends_at": _parse_time(form.get("ends_at", ""), "ends_at"),
-                "closed": form.get("closed") == "on",
-                "private_revealed": form.get("private_revealed") == "on",
+                "starts_at": parse_time(form.starts_at, "starts_at"),
+                "ends_at": parse_time(form.ends_at, "ends_at"),
+                "closed": form.closed == "on",
+                "private_revealed": form.private_revealed == "on",
             }
-            admin.update_phase(db, actor, phase, changes, form.get("reason"))
-        elif what == "labels":
-            track = admin.get_or_404(db, Track, int(form.get("track_id", 0)))
-            upload = request.files.get("file")
+            admin.update_phase(db, actor, phase, changes, form.reason)
+        elif form.what == "labels":
+            track = admin.get_or_404(db, Track, form.track_id)
             if upload is None or not upload.filename:
                 raise Invalid("choose a label file", field="file")
-            admin.store_labels(db, track, form.get("kind", ""), upload.stream, actor_id=actor.id)
-        elif what == "rescore":
-            track = admin.get_or_404(db, Track, int(form.get("track_id", 0)))
-            count = admin.rescore_track(db, track, actor.id, form.get("reason") or "rescore requested")
+            admin.store_labels(db, track, form.kind, upload.stream, actor_id=actor.id)
+        elif form.what == "rescore":
+            track = admin.get_or_404(db, Track, form.track_id)
+            count = admin.rescore_track(db, track, actor.id, form.reason or "rescore requested")
             flash(f"{count} submissions are being rescored.", "info")
-        elif what == "team":
-            team = admin.get_or_404(db, Team, int(form.get("team_id", 0)))
-            admin.moderate_team(db, actor, team, form.get("action", ""), form.get("reason"))
-        elif what == "disqualify":
-            sub = admin.get_or_404(db, Submission, int(form.get("submission_id", 0)))
-            admin.disqualify(db, actor, sub, form.get("reason"))
-        elif what == "baseline":
-            phase = admin.get_or_404(db, Phase, int(form.get("phase_id", 0)))
-            track = db.scalar(
-                select(Track).where(Track.challenge_id == challenge.id, Track.slug == form.get("track", ""))
-            )
-            upload = request.files.get("file")
+        elif form.what == "team":
+            team = admin.get_or_404(db, Team, form.team_id)
+            admin.moderate_team(db, actor, team, form.action, form.reason)
+        elif form.what == "disqualify":
+            sub = admin.get_or_404(db, Submission, form.submission_id)
+            admin.disqualify(db, actor, sub, form.reason)
+        else:
+            phase = admin.get_or_404(db, Phase, form.phase_id)
+            track = db.scalar(select(Track).where(Track.challenge_id == challenge.id, Track.slug == form.track))
             if track is None or upload is None or not upload.filename:
                 raise Invalid("choose a track and a file")
-            admin.post_baseline(
-                db, actor, phase, track, upload.stream, upload.filename, form.get("name", ""), form.get("note", "")
-            )
-        else:
-            raise Invalid(f"unknown action '{what}'")
+            admin.post_baseline(db, actor, phase, track, upload.stream, upload.filename, form.name, form.note)
         flash("Done.", "info")
-    except (ArenaError, ValueError) as exc:
-        flash(getattr(exc, "message", str(exc)), "error")
+    except ArenaError as exc:
+        flash(exc.message, "error")
     return redirect(url_for("admin.challenge", slug=slug))
 
 
@@ -169,13 +178,12 @@ def queue_page():
 def final_stage(slug: str, phase_slug: str, track_slug: str, fmt: str = "html"):
     """The final stage (arena/sandbox): each final submission beside its reproduced score, the verdict, the speed
     test and the winner-verification checklist (POST ticks one item, audited); .json and .csv: the export."""
-    from .contract import form
     from .sandbox import service as final
 
     challenge, db = _challenge(slug), get_session()
     if request.method == "POST":
         try:
-            tick = form(final.TickForm)
+            tick = contract.form(final.TickForm)
             final.tick(db, current_user(), tick.submission_id, tick.item, tick.checked)
             flash(f"Checklist of submission {tick.submission_id} updated.", "info")
         except ArenaError as exc:

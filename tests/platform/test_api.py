@@ -11,7 +11,7 @@ pytestmark = pytest.mark.redis
 
 def test_register_then_exchange_the_password_for_a_token_then_revoke_it(client):
     created = client.post("/api/v1/register", json={"email": "New@Example.com", "password": PASSWORD})
-    assert created.status_code == 201 and created.get_json()["email"] == "new@example.com"
+    assert created.status_code == 202 and "Check your mail" in created.get_json()["message"]
     token = client.post("/api/v1/tokens", json={"email": "new@example.com", "password": PASSWORD}).get_json()
     headers = {"Authorization": f"Bearer {token['token']}"}
     assert client.get("/api/v1/me", headers=headers).status_code == 200
@@ -48,10 +48,16 @@ def test_errors_are_json_with_real_status_codes(client, db, method, path, body, 
     assert response.is_json and words.lower() in response.get_json()["message"].lower()
 
 
-def test_duplicate_registration_is_a_conflict(client):
+def test_a_duplicate_registration_is_answered_alike_and_the_owner_is_told(client, db, caplog):
+    """No account enumeration: a known email gets the answer a new one gets; its owner gets a note by mail."""
+    from arena.models import User
+
     body = {"email": "a@example.com", "password": PASSWORD}
-    assert client.post("/api/v1/register", json=body).status_code == 201
-    assert client.post("/api/v1/register", json=body).status_code == 409
+    first = client.post("/api/v1/register", json=body)
+    again = client.post("/api/v1/register", json={**body, "password": "another password"})
+    assert (first.status_code, first.get_json()) == (again.status_code, again.get_json()) and first.status_code == 202
+    assert db.query(User).filter_by(email="a@example.com").count() == 1
+    assert "Someone tried to register with your email" in caplog.text
 
 
 def test_a_team_never_sees_another_teams_submission(app, client, db, data, challenge, team_user):
@@ -172,3 +178,27 @@ def test_ids_past_the_integer_range_are_not_found(client, db, team_user, path):
     _user, headers, _team = team_user
     response = client.get(path, headers=headers)
     assert response.status_code == 404 and response.is_json
+
+
+def test_the_interactive_docs_are_served_from_the_installed_package_without_a_cdn(client):
+    import re
+
+    page = client.get("/api/docs", follow_redirects=True)
+    assert page.status_code == 200 and "swagger-ui" in page.get_data(as_text=True)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.get_data(as_text=True))
+    assert assets and not [a for a in assets if "//" in a]  # every asset is relative: served by this app
+    for asset in assets:
+        assert client.get(f"/api/docs/{asset}").status_code == 200, asset
+    assert "/api/docs" in client.get("/").get_data(as_text=True)  # the pages link the docs
+
+
+def test_the_document_is_generated_from_the_models(client):
+    """A route's request model is its document's schema: the types, the required fields and the bounds."""
+    doc = client.get("/api/v1/openapi.json").get_json()
+    body = doc["paths"]["/api/v1/teams/{team_id}/captain"]["post"]["requestBody"]["content"]["application/json"]
+    schema = body["schema"]
+    if "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    assert schema["required"] == ["user_id"]
+    assert schema["properties"]["user_id"]["type"] == "integer"
+    assert schema["properties"]["user_id"]["maximum"] == 2**31 - 1

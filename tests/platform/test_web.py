@@ -25,6 +25,7 @@ def test_pages_render_without_javascript(client, db, challenge):
 
 def test_a_participant_registers_joins_uploads_and_sees_the_score_in_html(app, client, db, data, challenge):
     assert client.post("/register", data={"email": "p@example.com", "password": PASSWORD}).status_code == 302
+    assert client.post("/login", data={"email": "p@example.com", "password": PASSWORD}).status_code == 302
     from arena.models import User
     from arena.services import accounts
 
@@ -93,7 +94,7 @@ def test_forms_with_the_csrf_token_pass(app, client, db):
 
 def test_the_api_needs_no_csrf_token_it_uses_bearer_tokens(app, client):
     app.config["WTF_CSRF_ENABLED"] = True
-    assert client.post("/api/v1/register", json={"email": "c@example.com", "password": PASSWORD}).status_code == 201
+    assert client.post("/api/v1/register", json={"email": "c@example.com", "password": PASSWORD}).status_code == 202
 
 
 def test_session_cookie_is_httponly_and_samesite(client, db):

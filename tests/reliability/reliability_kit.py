@@ -14,15 +14,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
-    """Poll predicate() until it returns a truthy value (returned); fail the test with `what` after timeout."""
+def wait_for(predicate, timeout: float, what, every: float = 0.1):
+    """Poll predicate() until it returns a truthy value (returned); fail the test with `what` after timeout.
+    `what` is a string or a function that makes one at the moment of failure (e.g. to include a worker's log as it
+    is then, not as it was when the wait began)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
         time.sleep(every)
 
 

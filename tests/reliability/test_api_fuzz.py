@@ -1,7 +1,9 @@
-"""schemathesis against the served OpenAPI document (/api/v1/openapi.json): every operation, positive and negative
-inputs, as an anonymous caller and as a team member with a valid token: never a 500. Then hostile uploads through
-the API (random bytes, truncations, unicode names): a clear error at once or a submission the worker scores or
-fails with the parser's message, never a crash."""
+"""schemathesis against the generated OpenAPI document (/api/v1/openapi.json): every operation, positive and
+negative inputs, as an anonymous caller, as a team member and as an organizer: never a 500. Then schemathesis's
+stateful run (sequences of calls joined by the links it infers between operations: a created team's id fed to the
+team routes, ...) as a member and as an organizer. Then hostile uploads through the API (random bytes,
+truncations, unicode names): a clear error at once or a submission the worker scores or fails with the parser's
+message, never a crash."""
 
 from __future__ import annotations
 
@@ -30,15 +32,24 @@ def member(app, db, data):
     return token_for(db, user)
 
 
+@pytest.fixture
+def callers(db, member):
+    return {
+        "anonymous": {},
+        "member": member,
+        "organizer": token_for(db, make_user(db, "org@example.com", organizer=True)),
+    }
+
+
 def _operations(app):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     return [result.ok() for result in schema.get_all_operations()]
 
 
-@pytest.mark.parametrize("caller", ["anonymous", "member"])
+@pytest.mark.parametrize("caller", ["anonymous", "member", "organizer"])
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"])
-def test_no_operation_of_the_openapi_document_answers_500(app, member, caller, mode):
-    headers = member if caller == "member" else {}
+def test_no_operation_of_the_openapi_document_answers_500(app, callers, caller, mode):
+    headers = callers[caller]
     operations = _operations(app)
     assert len(operations) >= 20
     server_errors = []
@@ -60,6 +71,28 @@ def test_no_operation_of_the_openapi_document_answers_500(app, member, caller, m
         except Unsatisfiable:  # negative mode: an operation with no input to get wrong (GET /openapi.json)
             assert mode is GenerationMode.NEGATIVE
     assert server_errors == []
+
+
+@pytest.mark.parametrize("caller", ["member", "organizer"])
+def test_no_sequence_of_linked_calls_answers_500(app, callers, caller):
+    """schemathesis's state machine over the links it infers from the document (an id one call answers feeds
+    the next call's parameter); any answer of 500 or more fails the run."""
+    from hypothesis.stateful import run_state_machine_as_test
+
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    headers = callers[caller]
+
+    class Machine(schema.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"headers": {**(case.headers or {}), **headers}}
+
+        def validate_response(self, response, case, **kwargs):
+            assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code}"
+
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(max_examples=EXAMPLES, stateful_step_count=8, suppress_health_check=list(HealthCheck)),
+    )
 
 
 HOSTILE = st.one_of(

@@ -117,7 +117,7 @@ ENDPOINTS = {
         "post",
         "/api/v1/register",
         lambda w, d, role: {"json": {"email": f"new-{role}@example.com", "password": "long enough pass"}},
-        dict.fromkeys(ROLES, 201),
+        dict.fromkeys(ROLES, 202),
     ),
     "token-bad-password": (
         "post",
@@ -340,3 +340,80 @@ def test_the_matrix_covers_every_api_route(app):
             if route_method == method and re.match(regex, filled):
                 covered.add((route_method, rule))
     assert routes - covered == set()
+
+
+# --------------------------------------------------------------------------------------------------- route table
+
+# the value of each path parameter of the API's rules, by name (an object of team Alpha, or the tiny challenge's)
+PATH_VALUES = {
+    "slug": lambda w: "tiny",
+    "phase_slug": lambda w: "dev",
+    "track_slug": lambda w: "detection",
+    "action": lambda w: "hide",
+    "team_id": lambda w: w.ids["team"],
+    "user_id": lambda w: w.ids["mate"],
+    "submission_id": lambda w: w.ids["sub"],
+    "phase_id": lambda w: w.ids["phase"],
+    "track_id": lambda w: w.ids["track"],
+    "token_id": lambda w: w.ids["token"],
+}
+
+
+def _api_routes(app):
+    """(endpoint, method, rule) of every API route, from the app's route table."""
+    return sorted(
+        (rule.endpoint, method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    )
+
+
+def test_every_api_route_declares_a_role_and_the_document_says_the_same(app, client):
+    from arena.api import PUBLIC, ROLE_OF
+
+    doc = client.get("/api/v1/openapi.json").get_json()
+    for endpoint, method, rule in _api_routes(app):
+        assert endpoint in ROLE_OF, f"{method} {rule} declares no role: declare it with api.route()"
+        if endpoint == "api.openapi_document":
+            continue
+        import re
+
+        operation = doc["paths"][re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)][method.lower()]
+        assert operation["x-role"] == ROLE_OF[endpoint]
+        assert ("security" in operation) == (ROLE_OF[endpoint] != PUBLIC)
+
+
+@pytest.mark.slow
+def test_every_route_of_the_route_table_refuses_the_roles_its_declaration_excludes(app, client, make_world):
+    """Every API route × every role, built from the route table and the role each route declares: no token is
+    a 401 where a token is needed, a participant's token a 403 on an organizer's route, and the roles a route
+    admits are never refused for who they are; nobody gets a 500. The requests carry no body: the role is
+    checked before the request is validated."""
+    from arena.api import ORGANIZER, PARTICIPANT, ROLE_OF
+
+    world = make_world()
+    bad_token = {"Authorization": "Bearer arena_not-a-token"}
+    failures = []
+    # the member's own token is revoked by the token route: that one goes last
+    for endpoint, method, rule in sorted(_api_routes(app), key=lambda route: "token_id" in route[2]):
+        role = ROLE_OF[endpoint]
+        path = rule
+        for name, value in PATH_VALUES.items():
+            path = path.replace(f"<int:{name}>", str(value(world))).replace(f"<{name}>", str(value(world)))
+        callers = {**world.headers, "bad-token": bad_token}
+        for caller, headers in callers.items():
+            status = getattr(client, method.lower())(path, headers=headers).status_code
+            if caller in ("anonymous", "bad-token"):
+                wanted = "401" if role in (PARTICIPANT, ORGANIZER) else "not 401/403"
+            elif caller in ("member", "other"):
+                wanted = "403" if role == ORGANIZER else "not 401/403"
+            else:
+                wanted = "not 401/403"
+            refused = status in (401, 403)
+            ok = status < 500 and (str(status) == wanted if wanted != "not 401/403" else not refused)
+            if endpoint.endswith("get_leaderboard") and status == 403:
+                ok = True  # the private split is hidden from everyone but organizers: the service's rule, not a role
+            if not ok:
+                failures.append(f"{method} {rule} as {caller}: {status}, wanted {wanted}")
+    assert failures == []

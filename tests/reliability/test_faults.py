@@ -3,6 +3,8 @@ redis-server killed and restarted while uploads go on. PostgreSQL is the source 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from arena import limits, states
 from arena.models import AuditEvent, Notification, Submission, utcnow
@@ -25,7 +27,7 @@ def _kill_mid_score(db, workers, sub_id: int, attempt: int, *extra: str) -> None
     wait_for(
         lambda: (s := reloaded(db, sub_id)).state == states.RUNNING and s.attempts == attempt,
         60,
-        f"a worker to start scoring (attempt {attempt}); worker log:\n{workers.log(proc)}",
+        lambda: f"a worker to start scoring (attempt {attempt}); worker log:\n{workers.log(proc)}",
     )
     workers.kill(proc)
 
@@ -39,7 +41,9 @@ def test_a_worker_killed_mid_score_is_replaced_and_the_submission_scored_once(
     # another worker, whose watchdog thread finds the silent run, requeues it, and which then scores it
     survivor = workers.start("--watchdog-every", "0.5", *kind)
     wait_for(
-        lambda: reloaded(db, sub_id).state == states.FINISHED, 90, f"the rescue; worker log:\n{workers.log(survivor)}"
+        lambda: reloaded(db, sub_id).state == states.FINISHED,
+        90,
+        lambda: f"the rescue; worker log:\n{workers.log(survivor)}",
     )
     sub = reloaded(db, sub_id)
     assert sub.attempts == 2 and sub.public_score == pytest.approx(1.0) and sub.error is None
@@ -91,6 +95,30 @@ def test_redis_restarted_while_uploads_continue_loses_nothing(app, client, db, d
         db.expire_all()
         return all(reloaded(db, i).state == states.FINISHED for i in ids)
 
-    wait_for(_all_finished, 120, f"all 9 submissions scored; worker log:\n{workers.log(worker)}", every=0.5)
+    wait_for(_all_finished, 120, lambda: f"all 9 submissions scored; worker log:\n{workers.log(worker)}", every=0.5)
     assert len(ids) == 9 and db.query(Submission).count() == 9
     assert [_finished_events(db, i) for i in ids] == [1] * 9
+
+
+@pytest.mark.parametrize("kind", [(), ("--simple",)], ids=["forking-worker", "simple-worker"])
+def test_a_worker_keeps_working_when_redis_dies_under_a_running_job(
+    app, client, db, data, team, workers, redis_server, kind
+):
+    """Redis crashes while the worker is scoring: the worker process must outlive the outage (RQ's own loop quits on
+    a connection error outside its dequeue), and the run is finished or requeued, then scored, with no other worker."""
+    headers = team[2]
+    worker = workers.start("--watchdog-every", "0.5", *kind, ARENA_TEST_SCORING_DELAY_SECONDS="2")
+    first = upload(client, headers, data.detection_csv()).get_json()["id"]
+    wait_for(lambda: reloaded(db, first).state == states.RUNNING, 60, lambda: f"scoring; log:\n{workers.log(worker)}")
+    redis_server.stop()
+    time.sleep(4)  # the job's scoring ends while Redis is down: RQ's bookkeeping calls fail
+    redis_server.start()
+    second = upload(client, headers, data.detection_csv()).get_json()["id"]
+    wait_for(
+        lambda: all(reloaded(db, i).state == states.FINISHED for i in (first, second)),
+        120,
+        lambda: f"both scored by the same worker; worker log:\n{workers.log(worker)}",
+        every=0.5,
+    )
+    assert worker.poll() is None, workers.log(worker)
+    assert [_finished_events(db, i) for i in (first, second)] == [1, 1]

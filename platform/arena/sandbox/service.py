@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from scorer.archive import RUNNER_OFFERS, ArchiveError, validate_archive
 
 from .. import audit, storage
-from ..contract import ROW_ID_MAX, Field, Model
+from ..contract import Field, FormId, Model
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import Challenge, FinalCheck, ModelSubmission, Submission, TestImageSet, Track, User, utcnow
 from ..services.accounts import require_verified
@@ -234,7 +234,7 @@ def checklist(check: FinalCheck | None) -> dict:
 class TickForm(Model):
     """The console's checklist form: one item of one final submission, ticked (1) or unticked (0)."""
 
-    submission_id: int = Field(ge=0, le=ROW_ID_MAX)
+    submission_id: FormId
     item: str = Field(max_length=64)
     checked: bool = False
 

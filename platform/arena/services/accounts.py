@@ -24,6 +24,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "arena_"
 TOKEN_TOUCH = dt.timedelta(minutes=5)
+REGISTERED = "Check your mail: we sent the address a link to verify it (or, if it has an account, a note). Then log in."
 LINK_AGE = {"verify": 7 * 24 * 3600, "reset": 3600}
 
 
@@ -37,11 +38,9 @@ def normalise_email(email: str) -> str:
 
 
 def register(session: Session, email: str, password: str) -> User:
-    email = normalise_email(email)
-    if not _EMAIL.match(email) or len(email) > 254:
-        raise Invalid("enter a valid email address", field="email")
-    if len(password or "") < MIN_PASSWORD:
-        raise Invalid(f"the password must have at least {MIN_PASSWORD} characters", field="password")
+    """A new account (a verification link is mailed); Conflict if the email has one. For the CLI and the tests:
+    the web and the API use register_quietly, which tells no one whether an email has an account."""
+    email = _checked(email, password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("an account with this email exists already", field="email")
     user = User(email=email, password_hash=_hasher().hash(password))
@@ -49,6 +48,39 @@ def register(session: Session, email: str, password: str) -> User:
     session.commit()
     send_verification(user)
     return user
+
+
+def register_quietly(session: Session, email: str, password: str) -> None:
+    """Register, answering alike whether the email was new: a new address gets its verification link, a known
+    one a note saying so (the owner learns of the attempt; the caller learns nothing). The password is hashed
+    either way, so the answer takes as long."""
+    email = _checked(email, password)
+    try:
+        register(session, email, password)
+    except Conflict:
+        session.rollback()
+        _hasher().hash(password)
+        link = f"{current_app.config['BASE_URL']}/forgot"
+        notify.send_mail(
+            email,
+            "Someone tried to register with your email",
+            f"Your address has an account already. If that was you, log in, or set a new password: {link}\n",
+        )
+
+
+def _checked(email: str, password: str) -> str:
+    email = normalise_email(email)
+    if not _EMAIL.match(email) or len(email) > 254:
+        raise Invalid("enter a valid email address", field="email")
+    if len(password or "") < MIN_PASSWORD:
+        raise Invalid(f"the password must have at least {MIN_PASSWORD} characters", field="password")
+    return email
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Every session cookie of this user stops working (logout, password reset): auth.py compares generations."""
+    user.session_generation = (user.session_generation or 0) + 1
+    session.commit()
 
 
 def authenticate(session: Session, email: str, password: str) -> User:
@@ -111,7 +143,10 @@ def reset_password(session: Session, token: str, password: str) -> User:
     if len(password or "") < MIN_PASSWORD:
         raise Invalid(f"the password must have at least {MIN_PASSWORD} characters", field="password")
     user.password_hash = _hasher().hash(password)
-    session.commit()
+    now = utcnow()
+    for token in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))):
+        token.revoked_at = now  # whoever knew the old password may have made tokens with it
+    end_sessions(session, user)  # commits
     return user
 
 
@@ -128,19 +163,23 @@ def create_api_token(session: Session, user: User, name: str) -> tuple[ApiToken,
     if active >= 20:
         raise Conflict("at most 20 active tokens; revoke one first")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(plaintext), prefix=plaintext[:12])
+    expires = utcnow() + dt.timedelta(days=current_app.config["TOKEN_DAYS"])
+    token = ApiToken(
+        user_id=user.id, name=name, token_hash=_token_hash(plaintext), prefix=plaintext[:12], expires_at=expires
+    )
     session.add(token)
     session.commit()
     return token, plaintext
 
 
 def user_for_token(session: Session, plaintext: str) -> User | None:
+    """The user of an active token (not revoked, not expired), else None."""
     token = session.scalar(
         select(ApiToken).where(ApiToken.token_hash == _token_hash(plaintext or ""), ApiToken.revoked_at.is_(None))
     )
-    if token is None:
-        return None
     now = utcnow()
+    if token is None or (token.expires_at is not None and token.expires_at <= now):
+        return None
     if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH:  # not a write on every request
         token.last_used_at = now
         session.commit()

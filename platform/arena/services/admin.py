@@ -190,21 +190,34 @@ def post_baseline(
         raise Invalid("a baseline needs a name", field="name")
     if track.slug not in phase.tracks:
         raise NotFound(f"phase '{phase.slug}' has no track '{track.slug}'", field="track")
-    stored = storage.save_stream(stream, current_app.config["STORAGE_DIR"], "submissions", track.max_upload_bytes)
-    sub = stored_submission(
-        stored, user=actor, phase=phase, track=track, filename=filename, note=note, is_baseline=True, baseline_name=name
-    )
-    session.add(sub)
-    session.flush()
-    audit.record(
-        session,
-        "baseline.post",
-        sub,
-        actor_id=actor.id,
-        challenge_id=phase.challenge_id,
-        after={"name": name, "note": sub.note},
-    )
-    session.commit()
+    storage_dir = current_app.config["STORAGE_DIR"]
+    stored = storage.save_stream(stream, storage_dir, "submissions", track.max_upload_bytes)
+    try:
+        sub = stored_submission(
+            stored,
+            user=actor,
+            phase=phase,
+            track=track,
+            filename=filename,
+            note=note,
+            is_baseline=True,
+            baseline_name=name,
+        )
+        session.add(sub)
+        session.flush()
+        audit.record(
+            session,
+            "baseline.post",
+            sub,
+            actor_id=actor.id,
+            challenge_id=phase.challenge_id,
+            after={"name": name, "note": sub.note},
+        )
+        session.commit()
+    except BaseException:  # no row points at the stored file: delete it now, not at the hourly orphan sweep
+        session.rollback()
+        storage.resolve(storage_dir, stored.relpath).unlink(missing_ok=True)
+        raise
     enqueue(session, sub, actor_id=actor.id)
     return sub
 

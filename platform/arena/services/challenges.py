@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import audit
+from ..contract import parse_time
 from ..errors import Invalid
 from ..models import Challenge, Phase, Track
 
@@ -63,23 +64,13 @@ def _slug(data: dict, where: str) -> str:
 
 
 def _time(value, key: str) -> dt.datetime | None:
-    """A date or ISO date-time, naive UTC (a time zone is converted to UTC)."""
+    """A date or ISO date-time, naive UTC (contract.parse_time: the one parser of the platform)."""
     if value is None:
         return None
-    if isinstance(value, dt.datetime):
-        moment = value
-    elif isinstance(value, dt.date):
-        moment = dt.datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise BundleError(f"{key}: '{value}' is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)") from None
-    else:
-        raise BundleError(f"{key}: must be a date, not {type(value).__name__}")
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment
+    try:
+        return parse_time(value, key)
+    except Invalid as exc:
+        raise BundleError(exc.message) from None
 
 
 def _text(data: dict, key: str, base: Path | None) -> str:
