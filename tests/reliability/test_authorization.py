@@ -356,6 +356,7 @@ PATH_VALUES = {
     "phase_id": lambda w: w.ids["phase"],
     "track_id": lambda w: w.ids["track"],
     "token_id": lambda w: w.ids["token"],
+    "model_id": lambda w: w.ids["model"],
 }
 
 
