@@ -567,18 +567,24 @@ def _fast_recognition_labels(data: bytes) -> RecognitionLabels | None:
     """The test info of a clean file, or None as soon as anything looks wrong (then the checked reader names it)."""
     if b"\x00" in data:
         return None
-    try:
-        lines = [line.split() for line in data.decode("utf-8-sig").splitlines()]
-    except UnicodeDecodeError:
-        return None
-    lines = [fields for fields in lines if fields]
-    if not lines or lines[0] != ["imginfos:"]:
-        return None
-    end = next((i for i, fields in enumerate(lines) if fields == ["pairs:"]), len(lines))
-    rows, pair_rows = lines[1:end], lines[end + 1 :]
-    if not rows or any(len(fields) != 6 for fields in rows) or any(len(fields) != 2 for fields in pair_rows):
-        return None
-    columns = list(zip(*rows, strict=True))
+    sections = _ascii_sections(data)
+    if sections is None:  # not plain ASCII with \n line ends: the line-by-line fast path
+        try:
+            lines = [line.split() for line in data.decode("utf-8-sig").splitlines()]
+        except UnicodeDecodeError:
+            return None
+        lines = [fields for fields in lines if fields]
+        if not lines or lines[0] != ["imginfos:"]:
+            return None
+        end = next((i for i, fields in enumerate(lines) if fields == ["pairs:"]), len(lines))
+        rows, pair_rows = lines[1:end], lines[end + 1 :]
+        if not rows or any(len(fields) != 6 for fields in rows) or any(len(fields) != 2 for fields in pair_rows):
+            return None
+        columns = list(zip(*rows, strict=True))
+        pair_tokens = list(itertools.chain.from_iterable(pair_rows))
+        has_pairs = end < len(lines)
+    else:
+        columns, pair_tokens, has_pairs = sections
     names = columns[0]
     boxes = _fast_boxes(columns[1:5])
     try:
@@ -587,18 +593,56 @@ def _fast_recognition_labels(data: bytes) -> RecognitionLabels | None:
         return None
     if boxes is None or (labels < -1).any() or len(set(names)) != len(names):
         return None
-    if end == len(lines):
+    if not has_pairs:
         return RecognitionLabels(tuple(names), boxes, labels, all_same_identity_pairs(labels))
     index_of = {image: i for i, image in enumerate(names)}
     try:
-        flat = itertools.chain.from_iterable(pair_rows)
-        pairs = np.fromiter(map(index_of.__getitem__, flat), dtype=np.int64, count=2 * len(pair_rows)).reshape(-1, 2)
+        pairs = np.fromiter(map(index_of.__getitem__, pair_tokens), dtype=np.int64, count=len(pair_tokens))
     except KeyError:
         return None
+    pairs = pairs.reshape(-1, 2)
     a, b = pairs[:, 0], pairs[:, 1]
     if (a == b).any() or (labels[a] < 0).any() or (labels[a] != labels[b]).any():
         return None
     return RecognitionLabels(tuple(names), boxes, labels, pairs)
+
+
+_SPACE, _TAB, _NEWLINE = 32, 9, 10
+
+
+def _ascii_sections(data: bytes) -> tuple[list[tuple[str, ...]], list[str], bool] | None:
+    """(the 6 columns of the image rows, the flat tokens of the pair rows, whether a `pairs:` line is present) of a
+    test info in plain ASCII with LF or CRLF line ends, its fields separated by spaces or tabs; None for anything
+    else (the line-by-line path then reads it). The whole file is split once and the fields per line are counted
+    with numpy (no Python object per line): at the official size (about 209,000 lines) ten times faster."""
+    if b"\r\n" in data:
+        data = data.replace(b"\r\n", b"\n")
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if len(raw) == 0 or raw.max() >= 128:
+        return None
+    separator = (raw == _SPACE) | (raw == _TAB)
+    newline = raw == _NEWLINE
+    if ((raw < 32) & ~separator & ~newline).any():  # \r alone, \v, \f or another control byte
+        return None
+    blank = separator | newline
+    starts = np.flatnonzero(~blank & np.r_[True, blank[:-1]])  # the first byte of every field
+    line_of_start = np.cumsum(newline)[starts]  # the line of every field (newlines before it)
+    line_ids, per_line = np.unique(line_of_start, return_counts=True)
+    tokens = data.decode("ascii").split()
+    if len(tokens) != len(starts) or not len(tokens) or tokens[0] != "imginfos:" or per_line[0] != 1:
+        return None
+    ones = np.flatnonzero(per_line[1:] == 1) + 1  # one-field lines after the first: only 'pairs:' may be one
+    end_line = int(ones[0]) if len(ones) else len(per_line)
+    image_rows, pair_rows = per_line[1:end_line], per_line[end_line + 1 :]
+    if not len(image_rows) or (image_rows != 6).any() or (pair_rows != 2).any():
+        return None
+    first_pair_token = 1 + 6 * len(image_rows)
+    has_pairs = end_line < len(per_line)
+    if has_pairs and tokens[first_pair_token] != "pairs:":
+        return None
+    grid = tokens[1:first_pair_token]
+    columns = [tuple(grid[column::6]) for column in range(6)]
+    return columns, tokens[first_pair_token + 1 :] if has_pairs else [], has_pairs
 
 
 def _read_recognition_labels_checked(data: bytes, name: str | None) -> RecognitionLabels:

@@ -156,7 +156,10 @@ def _count_hits(
     )
 
     rows, inverse = np.unique(pairs, return_inverse=True)
-    labelled_unit = search.unit_rows(features[rows], overwrite=True)
+    # the labelled rows' unit vectors in the search's precision: float32 for faiss (half the memory and traffic;
+    # the float64 values of the few undecided pairs are made below), float64 for numpy
+    precision = np.float64 if chosen == "numpy" else np.float32
+    labelled_unit = search.unit_rows_of(features, rows, precision)
     inverse = inverse.reshape(pairs.shape)
     probe_slot = np.searchsorted(rows, probes)
     probe_unit = labelled_unit if len(probe_slot) == len(rows) else labelled_unit[probe_slot]  # no copy if all
@@ -165,17 +168,19 @@ def _count_hits(
     )
     del probe_unit
     mate = _mate_cosines(labelled_unit, labels.labels[rows], inverse[:, 0], inverse[:, 1])
+    del labelled_unit
     exact64 = search.error_bound(dim, search.UNIT_ROUNDOFF[np.dtype(np.float64)])
     kth_error = np.full(len(probes), kth_bound + exact64)  # |approximate k-th − canonical k-th|, per probe
-    mate_error = 2 * exact64  # |Gram-block cosine − canonical cosine|
+    # |Gram-block cosine − canonical cosine|, per pair
+    mate_error = np.full(len(pairs), search.error_bound(dim, search.UNIT_ROUNDOFF[np.dtype(precision)]) + exact64)
 
     hit = np.empty((len(pairs), len(ks)), dtype=bool)
     unsure = _decide(hit, np.arange(len(pairs)), mate, kth, kth_error, probe_of_pair, mate_error)
     if len(unsure) and chosen != "numpy":
-        # a float32 band: redo these probes' search in float64 first (a band ~1e9 times narrower)
+        # a float32 band: redo these probes' search and these mates in float64 first (a band ~1e9 times narrower)
         redo = np.unique(probe_of_pair[unsure])
         kth[redo], bound64 = search.approximate_kth(
-            labelled_unit[probe_slot[redo]],
+            search.unit_rows(features[probes[redo]]),
             features,
             distractors,
             ks,
@@ -183,6 +188,9 @@ def _count_hits(
             block_size=block_size,
         )
         kth_error[redo] = bound64 + exact64
+        ends = search.unit_rows(features[pairs[unsure].ravel()]).reshape(len(unsure), 2, dim)
+        mate[unsure] = np.einsum("ij,ij->i", ends[:, 0], ends[:, 1])
+        mate_error[unsure] = 2 * exact64
         log.debug("%d of %d pairs re-searched in float64 (%d probes)", len(unsure), len(pairs), len(redo))
         unsure = _decide(hit, unsure, mate, kth, kth_error, probe_of_pair, mate_error)
     if len(unsure):
@@ -199,18 +207,19 @@ def _count_hits(
 
 def _decide(hit, chosen, mate, kth, kth_error, probe_of_pair, mate_error) -> np.ndarray:
     """Fill hit[chosen] (bool (P, len(ks))) from approximate values; return the pairs, among chosen, whose margin
-    lies within the error band for some k (their canonical comparison could go either way)."""
+    lies within the error band for some k (their canonical comparison could go either way). mate, mate_error
+    float64 (P,) per pair; kth (probes, len(ks)) and kth_error (probes,) per probe."""
     probe = probe_of_pair[chosen]
     margin = mate[chosen, None] - kth[probe]  # +inf where fewer than k distractors
     hit[chosen] = margin > 0
-    sure = np.abs(margin) > (kth_error[probe] + mate_error)[:, None]
+    sure = np.abs(margin) > (kth_error[probe] + mate_error[chosen])[:, None]
     return chosen[~sure.all(axis=1)]
 
 
 def _mate_cosines(unit: np.ndarray, identity: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """float64 (P,): unit[a[i]] · unit[b[i]] for same-identity pairs, read from one small Gram block per identity
-    (identities of one size are multiplied together). unit float64 (R, d); identity int64 (R,) the label of each
-    row; a, b int64 (P,) rows of one identity."""
+    (identities of one size are multiplied together, in unit's precision). unit float32/float64 (R, d);
+    identity int64 (R,) the label of each row; a, b int64 (P,) rows of one identity."""
     order = np.argsort(identity, kind="stable")
     sorted_ids = identity[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])

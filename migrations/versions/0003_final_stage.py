@@ -1,7 +1,7 @@
 """final stage: model archives re-run in a sandbox, test images, winner-verification checklist
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-02 04:00:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0003'
-down_revision = '0002'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -48,9 +48,10 @@ _ERRORS[ORGANIZER] = _ERRORS[PARTICIPANT]
 bp = APIBlueprint("api", __name__, url_prefix="/api/v1")
 
 
-def route(method: str, rule: str, *, role: str, status: int = 200, out: Any = None, **openapi):
-    """Declare an API route: its method and rule, who may call it, its success status and response model."""
-    responses: dict = {status: out, **dict.fromkeys(_ERRORS[role], Error)}
+def route(method: str, rule: str, *, role: str, status: int = 200, out: Any = None, conditional=False, **openapi):
+    """Declare an API route: its method and rule, who may call it, its success status and response model;
+    conditional: the response carries an ETag and If-None-Match may get a 304 with no body (boards.conditional)."""
+    responses: dict = {status: out, **({304: None} if conditional else {}), **dict.fromkeys(_ERRORS[role], Error)}
     if role != PUBLIC:
         openapi["security"] = _TOKEN
     register = getattr(bp, method)(
@@ -466,9 +467,15 @@ class RankHistory(RootModel[list[RankPoint]]):
     pass
 
 
-@route("get", "/challenges/<slug>/phases/<phase_slug>/tracks/<track_slug>/leaderboard", role=PUBLIC, out=BoardOut)
+@route(
+    "get",
+    "/challenges/<slug>/phases/<phase_slug>/tracks/<track_slug>/leaderboard",
+    role=PUBLIC,
+    out=BoardOut,
+    conditional=True,
+)
 def get_leaderboard(path: BoardPath, query: BoardQuery) -> Response:
-    """A leaderboard (split=public|private; format=json|csv)."""
+    """A leaderboard (split=public|private; format=json|csv); conditional on its ETag (If-None-Match: 304)."""
     _phase, _track, board = boards.board_for(path.slug, path.phase_slug, path.track_slug, query.split)
     if query.format == "csv":
         return boards.csv_response(board, f"{path.slug}-{path.phase_slug}-{path.track_slug}-{query.split}.csv")

@@ -1,21 +1,28 @@
 """The leaderboards over HTTP, shared by the API (api.py) and the pages (web.py): the visibility check of the
-private split and the board as JSON or CSV, each serialised once per cached board."""
+private split, the board as JSON or CSV, each serialised once per stored board version, and conditional GETs: every
+board response carries a weak ETag made of the stored standings' version (and of what else its body depends on),
+and a request whose If-None-Match holds it is answered 304 with no body."""
 
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import io
 import json
 
-from flask import Response, current_app
+from flask import Response, after_this_request, request, session
 from sqlalchemy import select
 
 from .auth import current_user
 from .db import get_session
 from .errors import Forbidden, Invalid, NotFound
-from .leaderboard import cached_leaderboard, memo
+from .leaderboard import memo
 from .models import Challenge, utcnow
 from .services import submissions
+from .standings import stored_leaderboard
+
+GZIP_MIN_BYTES = 1024  # smaller bodies go as they are (compression would not pay)
 
 
 def find_challenge(slug: str) -> Challenge:
@@ -34,8 +41,7 @@ def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
     user = current_user()
     if split == "private" and not phase.private_visible(utcnow()) and not (user and user.is_organizer):
         raise Forbidden("the private leaderboard is hidden until the phase ends")
-    max_age = current_app.config["LEADERBOARD_CACHE_SECONDS"]
-    return phase, track, cached_leaderboard(session, phase, track, split, max_age)
+    return phase, track, stored_leaderboard(session, phase, track, split)
 
 
 def board_rows(board) -> list[dict]:
@@ -55,16 +61,59 @@ def board_rows(board) -> list[dict]:
 
 
 def json_board(board) -> Response:
-    """The board as JSON, serialised once per cached board."""
-    body = memo(
+    """The board as JSON, serialised once per stored version; conditional on its ETag."""
+    body = _body(
         board, "json", lambda: json.dumps({"split": board.split, "metric": board.metric, "rows": board_rows(board)})
     )
-    return Response(body, mimetype="application/json")
+    return conditional(_encoded(Response(mimetype="application/json"), board, "json", body), board, "json")
 
 
 def csv_response(board, filename: str) -> Response:
-    body = memo(board, "csv", lambda: _csv_text(board))
-    return Response(body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    body = _body(board, "csv", lambda: _csv_text(board))
+    response = Response(mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return conditional(_encoded(response, board, "csv", body), board, "csv", filename)
+
+
+def _body(board, kind: str, make) -> bytes:
+    return memo(board, kind, lambda: make().encode())
+
+
+def _encoded(response: Response, board, kind: str, body: bytes) -> Response:
+    """Set the body; when the client accepts gzip, send it compressed (once per stored version, like the body):
+    a board of 5,000 teams is about 1 MB of JSON and a tenth of that compressed. The swap happens once the view
+    has returned (after the API contract's checks of the plain body, which the tests turn on)."""
+    response.vary.add("Accept-Encoding")
+    response.set_data(body)
+    if len(body) >= GZIP_MIN_BYTES and "gzip" in request.accept_encodings:
+
+        @after_this_request
+        def _compressed(final: Response) -> Response:
+            if final is response and final.status_code == 200:
+                final.set_data(memo(board, f"{kind}.gz", lambda: gzip.compress(body, compresslevel=6, mtime=0)))
+                final.headers["Content-Encoding"] = "gzip"
+            return final
+
+    return response
+
+
+def conditional(response: Response, board, *depends_on) -> Response:
+    """Set the board response's ETag (weak: the body is equivalent, not byte-stable across processes' renderings)
+    from the board's stored version and `depends_on` (the format; for a page, the viewer), and turn it into a 304
+    when the request's If-None-Match matches. A board without a version (read inside a writing transaction) and a
+    page carrying flashed messages get no ETag."""
+    if not board.version or session.get("_flashes"):
+        return response
+    tag = hashlib.sha256(repr((board.version, *depends_on)).encode()).hexdigest()[:24]
+    response.set_etag(tag, weak=True)
+    response.headers["Cache-Control"] = "no-cache"  # a client may keep it, and must revalidate every time
+    return response.make_conditional(request)
+
+
+def conditional_page(board, html: str, viewer, team, private_visible: bool) -> Response:
+    """The leaderboard page (its HTML) as a conditional response: its ETag also names what the page shows beside
+    the board (the viewer, the viewer's team, whether the private split is visible)."""
+    who = (viewer.id if viewer else None, team.id if team else None, private_visible)
+    return conditional(Response(html, mimetype="text/html"), board, "html", *who)
 
 
 def _csv_text(board) -> str:

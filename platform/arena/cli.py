@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(watchdog)
     app.cli.add_command(user_group)
     app.cli.add_command(baseline_group)
+    app.cli.add_command(standings_group)
     from .demo import demo
     from .sandbox.cli import final
 
@@ -137,6 +138,36 @@ def baseline_post(file: Path, challenge_slug, phase_slug, track_slug, name, note
     except ArenaError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"baseline submission {sub.id} '{name}' is {sub.state}")
+
+
+@click.group("standings", help="The stored leaderboards (arena/standings.py).")
+def standings_group():
+    pass
+
+
+@standings_group.command("rebuild")
+@click.option("--challenge", "slug", default=None, help="only this challenge (default: all)")
+@with_appcontext
+def standings_rebuild(slug: str | None):
+    """Recompute the stored standings from the submissions (after `db upgrade`, or to repair them)."""
+    from sqlalchemy import select
+
+    from . import standings
+    from .db import new_session
+    from .models import Challenge
+
+    session = new_session()
+    try:
+        challenge = None
+        if slug is not None:
+            challenge = session.scalar(select(Challenge).where(Challenge.slug == slug))
+            if challenge is None:
+                raise click.ClickException(f"no challenge '{slug}'")
+        boards = standings.rebuild(session, challenge)
+        session.commit()
+    finally:
+        session.close()
+    click.echo(f"rebuilt the standings of {boards} boards (phase x track)")
 
 
 @click.command("worker", help="Run an RQ worker scoring submissions, with a watchdog thread (arena/watchdog.py).")

@@ -66,8 +66,6 @@ def load(instance_path: str) -> dict:
         "RATELIMIT_LOGIN_ADDRESS": os.environ.get("ARENA_RATELIMIT_LOGIN_ADDRESS", "30 per minute"),
         "RATELIMIT_UPLOAD": os.environ.get("ARENA_RATELIMIT_UPLOAD", "30 per minute"),
         "WTF_CSRF_TIME_LIMIT": None,
-        # boards are recomputed at most this often per web process (0: on every request)
-        "LEADERBOARD_CACHE_SECONDS": float(os.environ.get("ARENA_LEADERBOARD_CACHE_SECONDS", 5)),
         "JOB_TIMEOUT": int(os.environ.get("ARENA_JOB_TIMEOUT", 1800)),
         "WATCHDOG_STALE_SECONDS": int(os.environ.get("ARENA_WATCHDOG_STALE_SECONDS", 120)),
         "MAX_ATTEMPTS": int(os.environ.get("ARENA_MAX_ATTEMPTS", 3)),

@@ -9,6 +9,8 @@ from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from . import standings
+
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +34,8 @@ def make_engine(url: str, **kwargs) -> Engine:
 def init_app(app: Flask, engine: Engine | None = None) -> None:
     engine = engine or make_engine(app.config["DATABASE_URL"])
     app.extensions["arena.engine"] = engine
-    app.extensions["arena.sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["arena.sessionmaker"] = maker = sessionmaker(engine, expire_on_commit=False)
+    standings.listen(maker)  # the stored boards follow every change, in its transaction
     app.teardown_request(_close_request_session)
     app.teardown_appcontext(_close_session)
 

@@ -9,10 +9,12 @@ import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 from flask import current_app, has_app_context
+from rq import Worker
 from sqlalchemy import update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -31,13 +33,16 @@ from . import logs, metrics, notify, states, storage
 from .db import new_session
 from .leaderboard import record_rank_history
 from .models import LabelFile, Submission, utcnow
+from .queue import JOB
 
 log = logging.getLogger(__name__)
 SPLITS = ("public", "private")
 CRASH_MESSAGE = "the scorer failed on our side, not because of your file; the organizers have been told"
 LABEL_KINDS = {"detection": ("detection_gt",), "recognition": ("test_info", "verification_pairs")}
+LABEL_CACHE_SIZE = 8  # parsed label files kept per process (a few tracks, each with its current version)
 _APP = None
-_LABEL_CACHE: dict[tuple[str, str], object] = {}
+_LABEL_CACHE: OrderedDict[tuple[str, ...], object] = OrderedDict()  # least recently used first
+_LABEL_LOCK = threading.Lock()
 
 
 def _app_context():
@@ -128,6 +133,17 @@ def _fail(session, sub: Submission, message: str, line: int | None) -> None:
     session.commit()
 
 
+class ScoringWorker(Worker):
+    """The forking RQ worker of `arena worker`: before forking the work-horse of a scoring job, the worker process
+    parses the hidden labels the job needs into its own cache (`warm_labels`); the work-horse inherits them, so a
+    label file is parsed once per worker process, not once per job (a forked work-horse's own cache dies with it)."""
+
+    def execute_job(self, job, queue):
+        if job.func_name == JOB and job.args:
+            warm_labels(job.args[0])
+        return super().execute_job(job, queue)
+
+
 class _Heartbeat:
     """Touch submission.heartbeat_at every `every` seconds from a thread while the scorer runs (the watchdog
     requeues a running submission whose heartbeat stopped)."""
@@ -173,13 +189,66 @@ def _label_path(sub: Submission, kind: str, storage_dir: str) -> tuple[Path, str
     return None
 
 
-def _cached(kind: str, path: Path, sha256: str, reader):
-    key = (kind, sha256)
-    if key not in _LABEL_CACHE:
-        if len(_LABEL_CACHE) >= 8:
-            _LABEL_CACHE.pop(next(iter(_LABEL_CACHE)))
-        _LABEL_CACHE[key] = reader(path)
-    return _LABEL_CACHE[key]
+def _cached(key: tuple[str, ...], path: Path, reader):
+    """reader(path), parsed once per process for a key naming the file's kind and sha256 (and those of the files
+    it depends on): the stored label files are named by their checksum, so a key never goes stale. The
+    LABEL_CACHE_SIZE most recently used files are kept. A parse error is raised each time, never cached."""
+    with _LABEL_LOCK:
+        if key in _LABEL_CACHE:
+            _LABEL_CACHE.move_to_end(key)
+            return _LABEL_CACHE[key]
+    value = reader(path)
+    with _LABEL_LOCK:
+        _LABEL_CACHE[key] = value
+        _LABEL_CACHE.move_to_end(key)
+        while len(_LABEL_CACHE) > LABEL_CACHE_SIZE:
+            _LABEL_CACHE.popitem(last=False)
+    log.info("parsed hidden labels %s (%s)", key[0], key[1][:12])
+    return value
+
+
+def _hidden_labels(sub: Submission, storage_dir: str):
+    """The parsed hidden labels of the submission's track: detection labels, or (test info, verification pairs or
+    None). Raises LabelError when they are not uploaded or do not parse."""
+    if sub.track.kind == "detection":
+        found = _label_path(sub, "detection_gt", storage_dir)
+        if found is None:
+            raise LabelError("the hidden detection labels of this track are not uploaded")
+        path, sha = found
+        return _cached(("detection_gt", sha), path, read_detection_labels)
+    found = _label_path(sub, "test_info", storage_dir)
+    if found is None:
+        raise LabelError("the hidden recognition labels of this track are not uploaded")
+    info_path, info_sha = found
+    labels = _cached(("test_info", info_sha), info_path, read_recognition_labels)
+    pairs = _label_path(sub, "verification_pairs", storage_dir)
+    if pairs is None:
+        return labels, None
+    pairs_path, pairs_sha = pairs
+    # the pairs are read against the test list: the key names both files
+    reader = lambda p: read_verification_pairs(p, labels.image_names)  # noqa: E731
+    return labels, _cached(("verification_pairs", pairs_sha, info_sha), pairs_path, reader)
+
+
+def warm_labels(submission_id: int) -> bool:
+    """Parse the hidden labels that scoring submission_id will need into this process's cache; True if they are
+    there. A forking worker calls it in its parent before each fork (`ScoringWorker`), so each label file is parsed
+    once per worker process and every work-horse inherits it, instead of once per job. Never raises: a problem is
+    left to the job itself, which reports it properly."""
+    try:
+        with _app_context():
+            session = new_session()
+            try:
+                sub = session.get(Submission, submission_id)
+                if sub is None:
+                    return False
+                _hidden_labels(sub, current_app.config["STORAGE_DIR"])
+                return True
+            finally:
+                session.close()
+    except Exception as exc:  # the job will meet the same problem and fail the submission with its message
+        log.warning("could not prepare the labels of submission %s: %s", submission_id, exc)
+        return False
 
 
 def _score(sub: Submission, storage_dir: str) -> tuple[dict, dict]:
@@ -208,10 +277,7 @@ class _TrackOnly:
 def _score_detection(sub, path, name, seed, fraction, storage_dir):
     from scorer.detection import evaluate_detection
 
-    found = _label_path(sub, "detection_gt", storage_dir)
-    if found is None:
-        raise LabelError("the hidden detection labels of this track are not uploaded")
-    labels = _cached("detection_gt", *found, read_detection_labels)
+    labels = _hidden_labels(sub, storage_dir)
     detections = read_detection_submission(
         path,
         labels.image_names,
@@ -233,14 +299,7 @@ def _score_detection(sub, path, name, seed, fraction, storage_dir):
 def _score_recognition(sub, path, name, seed, fraction, storage_dir):
     from scorer.recognition import evaluate_recognition
 
-    found = _label_path(sub, "test_info", storage_dir)
-    if found is None:
-        raise LabelError("the hidden recognition labels of this track are not uploaded")
-    labels = _cached("test_info", *found, read_recognition_labels)
-    verification = None
-    pairs = _label_path(sub, "verification_pairs", storage_dir)
-    if pairs is not None:
-        verification = _cached("verification_pairs", *pairs, lambda p: read_verification_pairs(p, labels.image_names))
+    labels, verification = _hidden_labels(sub, storage_dir)
     # what it expands to is bounded like the upload itself: by the test list's need and by the upload cap
     limit = min(sub.track.max_upload_bytes, current_app.config["MAX_UPLOAD_BYTES"])
     features = read_features(path, len(labels.image_names), max_bytes=limit, name=name)
@@ -301,4 +360,12 @@ def label_error_types() -> tuple[type[Exception], ...]:
     return (LabelError,)
 
 
-__all__ = ["score_submission", "score_file", "validate_labels", "LabelFile", "LABEL_KINDS"]
+__all__ = [
+    "score_submission",
+    "score_file",
+    "validate_labels",
+    "warm_labels",
+    "ScoringWorker",
+    "LabelFile",
+    "LABEL_KINDS",
+]

@@ -1,11 +1,13 @@
-"""Leaderboards: a query, not a table. The ordering and the tie-break are defined here and nowhere else."""
+"""Leaderboards: the rule is a query (`leaderboard`), and the ordering and the tie-break are defined here and
+nowhere else (`ranked`). The boards that pages and the API show are its stored result (arena/standings.py), kept
+equal to it in the transaction of every change."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
@@ -35,6 +37,9 @@ class Board:
     split: str
     metric: str
     rows: tuple[Row, ...]
+    # the stored standings' version it was read at ("" when computed or read inside a writing transaction): what
+    # the HTTP layer's ETag is made of; not part of the board's value
+    version: str = field(default="", compare=False)
 
 
 def _eligible(phase: Phase, track: Track):
@@ -51,11 +56,16 @@ def _eligible(phase: Phase, track: Track):
     )
 
 
-def _team_submissions(session: Session, phase: Phase, track: Track, split: str) -> list[int]:
+def _team_submissions(
+    session: Session, phase: Phase, track: Track, split: str, team_ids: list[int] | None = None
+) -> list[int]:
     """One submission per visible team: the best (or latest, per the phase) public one on the public split; on
     the private split the best private score among the team's final picks (default: its best public ones).
-    Candidates are chosen on light rows (ids, scores, times); returns the chosen submission ids."""
+    Candidates are chosen on light rows (ids, scores, times); returns the chosen submission ids. team_ids: only
+    those teams (the stored standings recompute the teams a change can move)."""
     visible = select(Team.id).where(Team.hidden.is_(False), Team.status != "banned")
+    if team_ids is not None:
+        visible = visible.where(Team.id.in_(team_ids))
     where = (*_eligible(phase, track), Submission.team_id.in_(visible))
     light = select(
         Submission.id,
@@ -112,15 +122,28 @@ def _pick(rows, key) -> list[int]:
     return [row.id for row in first.values()]
 
 
-def leaderboard(session: Session, phase: Phase, track: Track, split: str = "public") -> Board:
-    """The board of phase × track × split. Rows sorted by score (higher first), ties to the earlier submission;
-    teams ranked 1, 2, ...; baseline rows interleaved by score with rank None. Visibility of the private split is
-    the caller's check (Phase.private_visible)."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    chosen = _team_submissions(session, phase, track, split)
+class Entry(NamedTuple):
+    """A board row before ranking (a team's chosen submission, or a baseline), from the query or the table."""
+
+    score: float
+    submitted_at: dt.datetime
+    submission_id: int
+    team_id: int | None
+    name: str
+    scores: dict
+    is_baseline: bool
+
+
+def board_entries(
+    session: Session, phase: Phase, track: Track, split: str, chosen: list[int], *, baselines: bool = True
+) -> list[Entry]:
+    """The entries of the chosen team submissions (and, with baselines, of every eligible baseline) that have a
+    score on the split."""
     # the chosen ids go into the SQL as literals: hundreds of bound parameters cost more than the query itself
     ids = bindparam("ids", chosen, expanding=True, literal_execute=True)
+    wanted = Submission.id.in_(ids)
+    if baselines:
+        wanted = Submission.is_baseline.is_(True) | wanted
     query = select(
         Submission.id,
         Submission.team_id,
@@ -130,71 +153,81 @@ def leaderboard(session: Session, phase: Phase, track: Track, split: str = "publ
         Submission.is_baseline,
         Submission.baseline_name,
         Submission.scores,
-    ).where(*_eligible(phase, track), Submission.is_baseline.is_(True) | Submission.id.in_(ids))
+    ).where(*_eligible(phase, track), wanted)
     subs = [s for s in session.execute(query) if (s.public_score if split == "public" else s.private_score) is not None]
-    subs.sort(key=lambda s: _row_key(s, split))
     names = dict(session.execute(select(Team.id, Team.name).where(Team.id.in_({s.team_id for s in subs}))).all())
+    return [
+        Entry(
+            score=sub.public_score if split == "public" else sub.private_score,
+            submitted_at=sub.created_at,
+            submission_id=sub.id,
+            team_id=sub.team_id,
+            name=(sub.baseline_name or "baseline") if sub.is_baseline else names.get(sub.team_id, "?"),
+            scores=(sub.scores or {}).get(split, {}),
+            is_baseline=sub.is_baseline,
+        )
+        for sub in subs
+    ]
+
+
+def ranked(entries) -> tuple[Row, ...]:
+    """The board's rows: sorted by score (higher first), ties to the earlier submission (then the lower id);
+    teams ranked 1, 2, ...; baselines interleaved by score with rank None. entries: Entry-like rows."""
     rows, rank = [], 0
-    for sub in subs:
-        if not sub.is_baseline:
+    for entry in sorted(entries, key=lambda e: (-e.score, e.submitted_at, e.submission_id)):
+        if not entry.is_baseline:
             rank += 1
         rows.append(
             Row(
-                rank=None if sub.is_baseline else rank,
-                submission_id=sub.id,
-                team_id=sub.team_id,
-                name=(sub.baseline_name or "baseline") if sub.is_baseline else names.get(sub.team_id, "?"),
-                score=sub.public_score if split == "public" else sub.private_score,
-                scores=(sub.scores or {}).get(split, {}),
-                submitted_at=sub.created_at,
-                is_baseline=sub.is_baseline,
+                rank=None if entry.is_baseline else rank,
+                submission_id=entry.submission_id,
+                team_id=entry.team_id,
+                name=entry.name,
+                score=entry.score,
+                scores=entry.scores or {},
+                submitted_at=entry.submitted_at,
+                is_baseline=entry.is_baseline,
             )
         )
-    return Board(phase.id, track.id, split, track.metric, tuple(rows))
+    return tuple(rows)
 
 
-_CACHE: dict[tuple, tuple[float, Board]] = {}
+def leaderboard(session: Session, phase: Phase, track: Track, split: str = "public") -> Board:
+    """The board of phase × track × split, computed from the submissions: the rule that the stored standings
+    (standings.stored_leaderboard, what the pages show) always equal. Rows as `ranked` orders them. Visibility
+    of the private split is the caller's check (Phase.private_visible)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    chosen = _team_submissions(session, phase, track, split)
+    return Board(phase.id, track.id, split, track.metric, ranked(board_entries(session, phase, track, split, chosen)))
+
+
 _CACHE_LOCK = threading.Lock()
-
-
-def cached_leaderboard(session: Session, phase: Phase, track: Track, split: str, max_age: float) -> Board:
-    """leaderboard(), reused for max_age seconds within this process (0: always recomputed). A board is a frozen
-    value, so threads share it safely; a new score shows within max_age seconds."""
-    if max_age <= 0:
-        return leaderboard(session, phase, track, split)
-    key = (str(session.get_bind().url), phase.id, track.id, split, phase.ranking, phase.final_count)
-    now = time.monotonic()
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-    if hit is not None and now - hit[0] < max_age:
-        return hit[1]
-    board = leaderboard(session, phase, track, split)
-    with _CACHE_LOCK:
-        _CACHE[key] = (now, board)
-    return board
-
-
 _MEMO: dict[tuple[int, str], tuple[Board, object]] = {}
 
 
 def memo(board: Board, kind: str, make):
-    """What `make()` derives from a board (its JSON body, its HTML table), computed once per cached board: while
-    cached_leaderboard hands out the same Board, its rendering is reused too."""
+    """What `make()` derives from a board (its JSON body, its HTML table), computed once per board object: while
+    stored_leaderboard hands out the same Board (its version unchanged), its rendering is reused too."""
     key = (id(board), kind)
     hit = _MEMO.get(key)
     if hit is not None and hit[0] is board:
         return hit[1]
     value = make()
     with _CACHE_LOCK:
-        if len(_MEMO) > 256:
+        if len(_MEMO) > 64:  # a rendering of 5,000 rows is about a megabyte: keep a few boards' worth
             _MEMO.clear()
         _MEMO[key] = (board, value)  # the board is kept alive with it, so its id is not reused meanwhile
     return value
 
 
 def record_rank_history(session: Session, phase: Phase, track: Track, now: dt.datetime) -> int:
-    """Append a RankSnapshot for every team whose public rank changed; return how many were written."""
-    board = leaderboard(session, phase, track, "public")
+    """Append a RankSnapshot for every team whose public rank changed; return how many were written. Reads the
+    stored standings after bringing them up to this transaction's changes."""
+    from .standings import apply_pending, stored_leaderboard
+
+    apply_pending(session)
+    board = stored_leaderboard(session, phase, track, "public")
     last: dict[int, int] = {}
     latest = (
         select(RankSnapshot.team_id, RankSnapshot.rank)

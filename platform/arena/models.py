@@ -308,3 +308,38 @@ class FinalCheck(Base):
     submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"), unique=True)
     items: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Standing(Base):
+    """A stored board row (arena/standings.py): per phase × track × split, each visible team's chosen submission
+    (best or latest, final picks, the tie-break of leaderboard.py) and every baseline, kept equal to
+    `leaderboard.leaderboard()` in the transaction of each change that can move it. Ranks are counted on read."""
+
+    __tablename__ = "standing"
+    __table_args__ = (
+        UniqueConstraint("phase_id", "track_id", "split", "team_id"),  # one row per team (NULL: baselines)
+        UniqueConstraint("phase_id", "track_id", "split", "submission_id"),
+        Index("ix_standing_board", "phase_id", "track_id", "split"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phase.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"))
+    split: Mapped[str] = mapped_column(String(8))  # public | private
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))  # None: a baseline
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))  # the team's name, or the baseline's
+    score: Mapped[float] = mapped_column(Float)
+    scores: Mapped[dict[str, Any] | None]  # every metric of this split
+    submitted_at: Mapped[dt.datetime]
+    is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StandingBoard(Base):
+    """The version of one phase × track's stored standings: bumped (row-locked) by every refresh, so that writers
+    of one board serialise and a reader can tell a board it has already built from a changed one."""
+
+    __tablename__ = "standing_board"
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phase.id", ondelete="CASCADE"), primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

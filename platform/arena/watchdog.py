@@ -25,7 +25,7 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import audit, metrics, notify, orphans, states
+from . import audit, metrics, notify, orphans, standings, states
 from .db import new_session
 from .models import Submission, utcnow
 
@@ -107,6 +107,7 @@ def _move(session: Session, sub: Submission, new: str, seen_heartbeat, reason: s
         return False
     before = sub.state
     session.refresh(sub)
+    standings.touch_submission(session, sub)  # a rescored run that fails leaves the board: a bulk UPDATE
     audit.record(
         session,
         "submission.state",
@@ -224,15 +225,16 @@ def run_worker(app: Flask, *, burst: bool = False, watchdog_every: float = 30.0,
 
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
-    from rq import SimpleWorker, Worker
+    from rq import SimpleWorker
 
     from . import queue
+    from .jobs import ScoringWorker
 
     engine = app.extensions["arena.engine"]
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     if watchdog_every > 0 and not burst:
         start_thread(app, watchdog_every)
-    worker_class = SimpleWorker if simple else Worker
+    worker_class = SimpleWorker if simple else ScoringWorker  # it parses hidden labels once per process
     wait = 1.0
     while True:
         worker = None

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from . import contract, svg
 from .auth import current_user, log_in, log_out, login_required
-from .boards import board_for, csv_response, json_board
+from .boards import board_for, conditional_page, csv_response, json_board
 from .contract import Credentials, FormId, Model
 from .db import get_session
 from .errors import ArenaError
@@ -334,7 +334,7 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
     if team is not None:
         history = svg.rank_history([s.rank for s in rank_history(get_session(), phase, track, team.id)])
     table = memo(board, "html", lambda: Markup(render_template("_board_table.html", board=board)))
-    return render_template(
+    html = render_template(
         "leaderboard.html",
         challenge=phase.challenge,
         phase=phase,
@@ -346,6 +346,7 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
         history=history,
         private_visible=phase.private_visible(utcnow()),
     )
+    return conditional_page(board, html, current_user(), team, phase.private_visible(utcnow()))
 
 
 @bp.get("/c/<slug>/<phase_slug>/<track_slug>/leaderboard.<fmt>")

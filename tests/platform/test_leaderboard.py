@@ -161,20 +161,15 @@ def test_final_picks_are_capped(client, db, board_setup, team_user):
     assert third.status_code == 409 and "at most 2" in third.get_json()["message"]
 
 
-def test_the_board_cache_reuses_a_board_for_max_age_seconds_only(db, board_setup, monkeypatch):
-    from arena import leaderboard as lb
+def test_a_stored_board_is_reused_until_it_changes_and_never_stale(db, board_setup):
+    from arena.standings import stored_leaderboard
 
     _c, phase, track, (a, b, _c2) = board_setup
     _finished(db, a, phase, track, 0.5, 0.5, 1)
-    clock = [1000.0]
-    monkeypatch.setattr(lb.time, "monotonic", lambda: clock[0])
-    first = lb.cached_leaderboard(db, phase, track, "public", max_age=5)
+    first = stored_leaderboard(db, phase, track, "public")
+    assert stored_leaderboard(db, phase, track, "public") is first, "one version, one Board (renderings memoised)"
     _finished(db, b, phase, track, 0.9, 0.9, 2)
-    clock[0] += 4
-    assert lb.cached_leaderboard(db, phase, track, "public", max_age=5) is first
-    clock[0] += 2
-    assert [r.name for r in lb.cached_leaderboard(db, phase, track, "public", max_age=5).rows] == ["Team 1", "Team 0"]
-    assert len(lb.cached_leaderboard(db, phase, track, "public", max_age=0).rows) == 2
+    assert [r.name for r in stored_leaderboard(db, phase, track, "public").rows] == ["Team 1", "Team 0"]
 
 
 def test_final_picks_close_when_the_phase_ends(client, db, board_setup, team_user):
@@ -212,3 +207,58 @@ def test_a_cached_board_is_rendered_once_and_the_page_still_marks_my_team(client
     client.post("/login", data={"email": "alice@example.com", "password": "correct horse battery"})
     page = client.get("/c/tiny/dev/detection/leaderboard").get_data(as_text=True)
     assert f'tr[data-team="{team.id}"]' in page and f'data-team="{team.id}"' in page
+
+
+def test_the_board_api_and_page_answer_304_until_the_board_changes(client, db, board_setup, team_user):
+    _c, phase, track, (a, b, _c2) = board_setup
+    _finished(db, a, phase, track, 0.5, 0.5, 1)
+    api = "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard"
+    first = client.get(api)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag.startswith('W/"')
+    again = client.get(api, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b""
+    csv_tag = client.get(api + "?format=csv").headers["ETag"]
+    assert csv_tag != etag, "each format has its own tag"
+    page = client.get("/c/tiny/dev/detection/leaderboard")
+    assert (
+        client.get("/c/tiny/dev/detection/leaderboard", headers={"If-None-Match": page.headers["ETag"]}).status_code
+        == 304
+    )
+    client.post("/login", data={"email": "alice@example.com", "password": "correct horse battery"})
+    mine = client.get("/c/tiny/dev/detection/leaderboard", headers={"If-None-Match": page.headers["ETag"]})
+    assert mine.status_code == 200, "a signed-in viewer sees their team marked: another page, another tag"
+    _finished(db, b, phase, track, 0.9, 0.9, 2)
+    changed = client.get(api, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert [r["name"] for r in changed.get_json()["rows"]] == ["Team 1", "Team 0"]
+
+
+def test_the_openapi_document_declares_the_boards_304():
+    from arena import create_app
+
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": "sqlite://"})
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    (operation,) = [
+        paths["get"] for path, paths in document["paths"].items() if path.endswith("/tracks/{track_slug}/leaderboard")
+    ]
+    assert "304" in operation["responses"]
+
+
+def test_a_large_board_is_sent_gzip_compressed_to_a_client_that_accepts_it(client, db, board_setup, monkeypatch):
+    import gzip
+    import json
+
+    from arena import boards
+
+    monkeypatch.setattr(boards, "GZIP_MIN_BYTES", 10)  # three rows stand for the 5,000 of a real board
+    _c, phase, track, teams_ = board_setup
+    for minute, team in enumerate(teams_):
+        _finished(db, team, phase, track, 0.1 * (minute + 1), 0.5, minute)
+    api = "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard"
+    plain = client.get(api)
+    packed = client.get(api, headers={"Accept-Encoding": "gzip, deflate"})
+    assert "Content-Encoding" not in plain.headers and packed.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed.headers["Vary"]
+    assert json.loads(gzip.decompress(packed.get_data())) == plain.get_json()
+    assert packed.headers["ETag"] == plain.headers["ETag"], "a weak tag: the same board either way"

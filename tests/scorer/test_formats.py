@@ -461,3 +461,37 @@ def _info_file(draw):
 def test_the_fast_test_info_reader_agrees_with_the_line_by_line_reader(data):
     checked = _outcome(lambda d: F._read_recognition_labels_checked(d, None), data)
     assert _outcome(F.read_recognition_labels, data) == checked
+
+
+@st.composite
+def _spaced_info_file(draw):
+    """An _info_file laid out as organizers' files are: tabs or runs of spaces between fields, spaces around the
+    line, blank lines, CRLF or LF ends, sometimes a byte-order mark or a lone CR (which the ASCII path refuses)."""
+    lines = draw(_info_file()).decode().splitlines()
+    separator = st.sampled_from([" ", "  ", "\t", " \t "])
+    out = []
+    for line in lines:
+        fields = line.split()
+        text = "".join(f + draw(separator) for f in fields[:-1]) + (fields[-1] if fields else "")
+        out.append(draw(st.sampled_from(["", " ", "\t"])) + text + draw(st.sampled_from(["", " "])))
+        if draw(st.integers(0, 9)) == 0:
+            out.append(draw(st.sampled_from(["", "  "])))
+    end = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    prefix = draw(st.sampled_from(["", "", "\ufeff"]))
+    return (prefix + end.join(out) + end).encode()
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(_spaced_info_file())
+def test_the_ascii_test_info_path_agrees_with_the_line_by_line_reader_whatever_the_spacing(data):
+    checked = _outcome(lambda d: F._read_recognition_labels_checked(d, None), data)
+    assert _outcome(F.read_recognition_labels, data) == checked
+
+
+def test_a_clean_test_info_takes_the_ascii_path_and_a_lone_cr_does_not():
+    text = INFO + "pairs:\nq1.jpg q0.jpg\np0.jpg p2.jpg\n"
+    columns, pair_tokens, has_pairs = F._ascii_sections(text.replace("\n", "\r\n").encode())
+    assert has_pairs and pair_tokens == ["q1.jpg", "q0.jpg", "p0.jpg", "p2.jpg"]
+    assert list(columns[0]) == list(F.read_recognition_labels(INFO.encode()).image_names)
+    assert F._ascii_sections(text.replace("\n", "\r").encode()) is None
+    assert F._ascii_sections(("\ufeff" + text).encode()) is None

@@ -212,3 +212,14 @@ def test_scoring_leaves_the_callers_features_untouched():
         cmc(make_labels(labels), features, backend=backend)
     search.unit_rows(features)
     assert np.array_equal(features, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unit_rows_gathered_by_chunks_equal_the_unit_rows_of_the_gather(monkeypatch, dtype):
+    monkeypatch.setattr(search, "BLOCK_ELEMENTS", 4 * 7 * 16)  # 7 rows per chunk of 16 dimensions: many chunks
+    rng = np.random.default_rng(3)
+    features = rng.standard_normal((50, 16)) * np.exp(rng.uniform(-300, 300, (50, 1)))  # some rows rescaled
+    rows = rng.permutation(50)[:37]
+    got = search.unit_rows_of(features, rows, dtype)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, search.unit_rows(features[rows]).astype(dtype))
