@@ -195,13 +195,35 @@ def sweep(session: Session, now: dt.datetime | None = None) -> Sweep:
     return result
 
 
+# Held by the watchdog thread for the whole of each sweep, and taken by `hold_sweeps_across_forks`' hook before
+# every fork of this process. A forking worker forks its work-horse from the main thread while the watchdog thread
+# runs; a fork in the middle of a sweep copies whatever locks that thread held (stderr's buffer lock while it logs,
+# a connection pool's lock) into the child, already taken, forever: the horse hangs at its first log line (seen
+# once in eight fresh CI runs: the job never left "running"). Forking only between sweeps removes that window.
+SWEEP_LOCK = threading.Lock()
+_FORK_HOOK_REGISTERED = False
+
+
+def hold_sweeps_across_forks() -> None:
+    """Make every later os.fork() of this process wait for a running sweep to end, and hold the next one until the
+    fork is done (the child starts with the lock released). Idempotent."""
+    import os
+
+    global _FORK_HOOK_REGISTERED
+    if not _FORK_HOOK_REGISTERED:
+        os.register_at_fork(
+            before=SWEEP_LOCK.acquire, after_in_parent=SWEEP_LOCK.release, after_in_child=SWEEP_LOCK.release
+        )
+        _FORK_HOOK_REGISTERED = True
+
+
 def start_thread(app: Flask, every: float) -> threading.Thread:
     """Sweep every `every` seconds from a daemon thread of this process (started by `arena worker`)."""
     stop = threading.Event()
 
     def _loop():
         while not stop.wait(every):
-            with app.app_context():
+            with SWEEP_LOCK, app.app_context():
                 session = new_session()
                 try:
                     sweep(session)
@@ -233,6 +255,7 @@ def run_worker(app: Flask, *, burst: bool = False, watchdog_every: float = 30.0,
     engine = app.extensions["arena.engine"]
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     if watchdog_every > 0 and not burst:
+        hold_sweeps_across_forks()
         start_thread(app, watchdog_every)
     worker_class = SimpleWorker if simple else ScoringWorker  # it parses hidden labels once per process
     wait = 1.0
