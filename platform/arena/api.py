@@ -776,3 +776,69 @@ def post_baseline(form: BaselineForm):
         session, api_user(), phase, track, form.file.stream, form.file.filename, form.name, form.note
     )
     return submissions.public_view(sub), 202
+
+
+# --------------------------------------------------------------------------------------------------- final stage
+
+
+class ModelForm(Model):
+    file: FileStorage  # first: a missing file is the error named
+    phase: FormText = Field(max_length=64)
+    track: FormText = Field(max_length=64)
+    submission_id: RowId
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
+class ModelPath(Model):
+    model_id: int
+
+
+class ModelOut(Model):
+    """A model run (arena/sandbox): what its team sees; an organizer sees the whole reproduction."""
+
+    id: int
+    state: Literal["queued", "running", "finished", "failed"]
+    phase: str
+    track: str
+    submission_id: int | None
+    file_name: str
+    size: int
+    sha256: str
+    device: str
+    manifest: dict[str, Any]
+    error: str | None
+    log_tail: str | None
+    worker: dict[str, Any] | None
+    created_at: str
+    finished_at: str | None
+    reproduction: dict[str, Any]
+
+
+@route("post", "/challenges/<slug>/models", role=PARTICIPANT, status=202, out=ModelOut)
+@limiter.limit(upload_limit)
+def submit_model(path: SlugPath, form: ModelForm):
+    """Hand in a model archive that reproduces a finished submission; a sandboxed worker re-runs and times it."""
+    from .sandbox import service as final
+
+    user = api_user()
+    model = final.submit_model(
+        get_session(),
+        user,
+        boards.find_challenge(path.slug),
+        form.phase,
+        form.track,
+        form.file.stream,
+        form.file.filename,
+        form.submission_id,
+        form.device,
+    )
+    return final.model_view(model, user.is_organizer), 202
+
+
+@route("get", "/models/<int:model_id>", role=PARTICIPANT, out=ModelOut)
+def get_model(path: ModelPath):
+    """A model run of your team: state, error and the tail of its output, speed test, reproduction."""
+    from .sandbox import service as final
+
+    user = api_user()
+    return final.model_view(final.visible_model(get_session(), user, path.model_id), user.is_organizer)

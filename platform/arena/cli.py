@@ -22,6 +22,9 @@ def init_app(app: Flask) -> None:
 
     app.cli.add_command(rescore)
     from .demo import demo
+    from .sandbox.cli import final
+
+    app.cli.add_command(final)
 
     app.cli.add_command(demo)
 

@@ -275,13 +275,25 @@ def warm_labels(submission_id: int) -> bool:
 
 def _score(sub: Submission, storage_dir: str) -> tuple[dict, dict]:
     """({split: metrics}, public curve) of one submission."""
-    challenge = sub.phase.challenge
     path = storage.resolve(storage_dir, sub.stored_path)
-    name = sub.original_name or "submission"
+    return score_file(sub.track, sub.phase.challenge, path, sub.original_name or "submission", storage_dir)
+
+
+def score_file(track, challenge, path: Path, name: str, storage_dir: str) -> tuple[dict, dict]:
+    """({split: metrics}, public curve) of a predictions file for a track (an upload, or the file a sandboxed model
+    wrote: arena/sandbox/jobs.py). Raises SubmissionError on an invalid file, LabelError without labels."""
     seed, fraction = challenge.split_seed, challenge.public_fraction
-    if sub.track.kind == "detection":
+    sub = _TrackOnly(track)
+    if track.kind == "detection":
         return _score_detection(sub, path, name, seed, fraction, storage_dir)
     return _score_recognition(sub, path, name, seed, fraction, storage_dir)
+
+
+class _TrackOnly:
+    """What the scoring functions read of a submission: its track."""
+
+    def __init__(self, track):
+        self.track = track
 
 
 def _score_detection(sub, path, name, seed, fraction, storage_dir):
@@ -371,7 +383,15 @@ def label_error_types() -> tuple[type[Exception], ...]:
     return (LabelError,)
 
 
-__all__ = ["score_submission", "validate_labels", "warm_labels", "ScoringWorker", "LabelFile", "LABEL_KINDS"]
+__all__ = [
+    "score_submission",
+    "score_file",
+    "validate_labels",
+    "warm_labels",
+    "ScoringWorker",
+    "LabelFile",
+    "LABEL_KINDS",
+]
 
 
 # --------------------------------------------------------------------------------------------------- label diffs

@@ -70,6 +70,7 @@ class Challenge(Base):
     split_seed: Mapped[str] = mapped_column(String(64))
     public_fraction: Mapped[float] = mapped_column(Float, default=0.5)
     teams_need_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    reproduction_tolerance: Mapped[float] = mapped_column(Float, default=0.005)  # final stage: |reproduced - submitted|
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     tracks: Mapped[list[Track]] = relationship(back_populates="challenge", order_by="Track.position")
     phases: Mapped[list[Phase]] = relationship(back_populates="challenge", order_by="Phase.position")
@@ -169,6 +170,7 @@ class Phase(Base):
     allow_late: Mapped[bool] = mapped_column(Boolean, default=False)  # late uploads: scored, never ranked
     finals_recorded: Mapped[bool] = mapped_column(Boolean, default=False)  # automatic final picks written
     track_slugs: Mapped[str] = mapped_column(String(255), default="")  # comma-separated tracks open in this phase
+    accepts_models: Mapped[bool] = mapped_column(Boolean, default=False)  # final stage: model archives (sandbox)
     challenge: Mapped[Challenge] = relationship(back_populates="phases")
 
     def state(self, now: dt.datetime) -> str:
@@ -313,6 +315,69 @@ class Notification(Base):
     message: Mapped[str] = mapped_column(String(500))
     link: Mapped[str | None] = mapped_column(String(255))
     read: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# --------------------------------------------------------------------------------------------------- final stage
+
+
+class TestImageSet(Base):
+    """The hidden test images of a track, stored under storage/test_images for the sandboxed runner (read-only
+    there); never served."""
+
+    __tablename__ = "test_image_set"
+    __test__ = False  # not a pytest class, whatever its name
+    id: Mapped[int] = mapped_column(primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"), unique=True)
+    stored_dir: Mapped[str] = mapped_column(String(255))  # relative to STORAGE_DIR
+    num_images: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the sorted names and contents
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+
+
+class ModelSubmission(Base):
+    """A team's model archive, re-run by a sandboxed worker on the hidden images (arena/sandbox). It reproduces the
+    team's uploaded predictions `submission_id`; it never counts against the team's limits."""
+
+    __tablename__ = "model_submission"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phase.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"))
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id", ondelete="SET NULL"), index=True)
+    original_name: Mapped[str] = mapped_column(String(255), default="")
+    stored_path: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    manifest: Mapped[dict[str, Any]]
+    device: Mapped[str] = mapped_column(String(16), default="cpu")  # what the job needs: cpu | cuda
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | finished | failed
+    error: Mapped[str | None] = mapped_column(Text)  # the team-facing message
+    log_tail: Mapped[str | None] = mapped_column(Text)  # the end of the model's output
+    job_id: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[dict[str, Any] | None]  # the worker that ran it: host, advertised device
+    scores: Mapped[dict[str, Any] | None]  # reproduced {"public": {...}, "private": {...}}
+    speed: Mapped[dict[str, Any] | None]  # the speed test: images/s, ms/image, memory, model size, hardware
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    team: Mapped[Team | None] = relationship()
+    phase: Mapped[Phase] = relationship()
+    track: Mapped[Track] = relationship()
+    submission: Mapped[Submission | None] = relationship()
+
+
+class FinalCheck(Base):
+    """The winner-verification checklist of one final submission: {item: {"checked", "by", "at"}}, ticked by
+    organizers, each tick audited."""
+
+    __tablename__ = "final_check"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"), unique=True)
+    items: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Standing(Base):

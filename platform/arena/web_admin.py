@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Literal
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from pydantic import BeforeValidator, Field
 from sqlalchemy import select
 
@@ -18,6 +18,8 @@ from .errors import ArenaError, Invalid
 from .models import AuditEvent, Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
 from .services import admin
 from .services.challenges import load_bundle
+
+FORMATS = ("html", "json", "csv")
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -252,3 +254,45 @@ def queue_page():
     except Exception as exc:  # Redis down: the page still shows the database's view
         info["error"] = f"the queue cannot be reached: {exc}"
     return render_template("admin/queue.html", by_state=by_state, info=info, now=utcnow())
+
+
+@bp.route("/c/<slug>/<phase_slug>/<track_slug>/final", methods=["GET", "POST"])
+@bp.get("/c/<slug>/<phase_slug>/<track_slug>/final.<fmt>")
+@organizer_required
+def final_stage(slug: str, phase_slug: str, track_slug: str, fmt: str = "html"):
+    """The final stage (arena/sandbox): each final submission beside its reproduced score, the verdict, the speed
+    test and the winner-verification checklist (POST ticks one item, audited); .json and .csv: the export."""
+    from .sandbox import service as final
+
+    challenge, db = _challenge(slug), get_session()
+    if request.method == "POST":
+        try:
+            tick = contract.form(final.TickForm)
+            final.tick(db, current_user(), tick.submission_id, tick.item, tick.checked)
+            flash(f"Checklist of submission {tick.submission_id} updated.", "info")
+        except ArenaError as exc:
+            flash(exc.message, "error")
+        return redirect(url_for("admin.final_stage", slug=slug, phase_slug=phase_slug, track_slug=track_slug))
+    if fmt not in FORMATS:
+        abort(404)
+    try:
+        rows = final.final_report(db, challenge, phase_slug, track_slug)
+    except ArenaError:
+        abort(404)
+    if fmt == "json":
+        return jsonify({"challenge": slug, "phase": phase_slug, "track": track_slug, "finals": rows})
+    if fmt == "csv":
+        name = f"{slug}-{phase_slug}-{track_slug}-final.csv"
+        headers = {"Content-Disposition": f"attachment; filename={name}"}
+        return Response(final.final_csv(rows), mimetype="text/csv", headers=headers)
+    runs = {row["submission_id"]: final.model_runs(db, row["submission_id"]) for row in rows}
+    subs = {s.id: s for s in db.scalars(select(Submission).where(Submission.id.in_(list(runs))))}
+    return render_template(
+        "admin/final.html",
+        challenge=challenge,
+        phase_slug=phase_slug,
+        track_slug=track_slug,
+        rows=rows,
+        runs=runs,
+        subs=subs,
+    )

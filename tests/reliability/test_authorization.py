@@ -65,8 +65,30 @@ def _build(app, client, db, data) -> World:
         "track": db.query(Track).filter(Track.slug == "detection").one().id,
         "token": db.query(ApiToken).filter(ApiToken.user_id == alice.id).one().id,
         "label": db.query(LabelVersion).filter(LabelVersion.kind == "detection_gt").one().id,
+        "model": _model_run(db, alpha, alice, sub_id),
     }
     return World(headers, ids, beta.invite_code)
+
+
+def _model_run(db, team, user, sub_id: int) -> int:
+    """A model run of Alpha's submission (the final stage), as the upload leaves it: queued."""
+    from arena.models import ModelSubmission
+
+    sub = db.get(Submission, sub_id)
+    model = ModelSubmission(
+        team_id=team.id,
+        user_id=user.id,
+        phase_id=sub.phase_id,
+        track_id=sub.track_id,
+        submission_id=sub.id,
+        stored_path="models/none.upload",
+        sha256="0" * 64,
+        size=1,
+        manifest={},
+    )
+    db.add(model)
+    db.commit()
+    return model.id
 
 
 def _file(content: bytes = b"x\n", name: str = "f.csv"):
@@ -76,6 +98,21 @@ def _file(content: bytes = b"x\n", name: str = "f.csv"):
 # name: (method, path, body maker or None, {role: expected status})
 # A body maker takes (world, data) and returns request kwargs.
 ENDPOINTS = {
+    "submit-model": (  # the tiny challenge's phase takes no models: refused before the archive is read
+        "post",
+        "/api/v1/challenges/tiny/models",
+        lambda w, d, role: {
+            "data": {"phase": "dev", "track": "detection", "submission_id": str(w.ids["sub"]), "file": _file()},
+            "content_type": "multipart/form-data",
+        },
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 403},
+    ),
+    "get-model": (
+        "get",
+        "/api/v1/models/{model}",
+        None,
+        {"anonymous": 401, "other": 404, "member": 200, "organizer": 200},
+    ),
     "openapi": ("get", "/api/v1/openapi.json", None, dict.fromkeys(ROLES, 200)),
     "register": (
         "post",
@@ -310,7 +347,13 @@ def test_the_matrix_covers_every_api_route(app):
         template = path.split("?")[0]
         for route_method, rule in routes:
             pattern = rule
-            for converter in ("<int:team_id>", "<int:user_id>", "<int:submission_id>", "<int:phase_id>"):
+            for converter in (
+                "<int:team_id>",
+                "<int:user_id>",
+                "<int:submission_id>",
+                "<int:phase_id>",
+                "<int:model_id>",
+            ):
                 pattern = pattern.replace(converter, "{}")
             for converter in (
                 "<int:track_id>",
@@ -348,6 +391,7 @@ PATH_VALUES = {
     "token_id": lambda w: w.ids["token"],
     "version_id": lambda w: w.ids["label"],
     "flag_id": lambda w: 999999,  # no flag in the world: the role is checked before the lookup
+    "model_id": lambda w: w.ids["model"],
 }
 
 
