@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := web,train,dev
 
-.PHONY: install lock test test-fast lint format demo bench clean chromium serve worker bench-platform baselines
+.PHONY: install lock test test-fast lint format demo bench clean chromium bubblewrap serve worker bench-platform baselines
 
 ## constraints.txt pins every package to the version the suite passed with; `make lock` rewrites it from .venv.
 $(STAMP): pyproject.toml constraints.txt
@@ -25,7 +25,7 @@ install: $(STAMP)
 ## hypothesis profile `ci` (derandomized: every machine draws the same examples; root conftest.py), printed at the end.
 HYPOTHESIS_PROFILE ?= ci
 export HYPOTHESIS_PROFILE
-test: $(STAMP) chromium
+test: $(STAMP) chromium bubblewrap
 	$(PY) -m pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
 
 ## Only the fast tests (no services, no browser, nothing slow).
@@ -75,6 +75,10 @@ chromium:
 ## thread each, about an hour on 2 cores; resumable (rerun after an interruption); results in baselines/results/.
 baselines: $(STAMP)
 	PY=$(PY) bash baselines/run_all.sh cpu
+
+## Debian's bubblewrap: the sandbox of the final stage's model runs (arena/sandbox, tests/platform/test_final_stage.py).
+bubblewrap:
+	@command -v bwrap >/dev/null || (apt-get update && apt-get install -y bubblewrap)
 
 bench: $(STAMP)
 	$(PY) benchmarks/scoring.py

@@ -28,14 +28,14 @@ from pydantic import Field, RootModel
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
-from . import boards
+from . import boards, integrity, labels, phases, states
 from .auth import api_user
 from .contract import Body, Credentials, Error, FormText, Model, RowId, UtcDateTime
 from .db import get_session
 from .errors import ArenaError, Invalid, NotFound
 from .extensions import limiter, password_form_limits, upload_limit
 from .leaderboard import rank_history
-from .models import Challenge, Phase, Submission, Team, Track, utcnow
+from .models import Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
 from .services import accounts, admin, submissions, teams
 
 PUBLIC, PARTICIPANT, ORGANIZER = "public", "participant", "organizer"
@@ -189,12 +189,18 @@ class LimitsOut(Model):
     in_flight: int
 
 
+PhaseState = Literal[phases.STATES]  # type: ignore[valid-type]
+
+
 class PhaseOut(Model):
     slug: str
     title: str
     starts_at: str
     ends_at: str
     open: bool
+    state: PhaseState
+    late_submissions: bool
+    reveal_at: str | None
     tracks: list[str] | None
     limits: LimitsOut
 
@@ -224,6 +230,9 @@ def _challenge_out(challenge: Challenge) -> dict:
                 "starts_at": p.starts_at.isoformat() + "Z",
                 "ends_at": p.ends_at.isoformat() + "Z",
                 "open": p.is_open(utcnow()),
+                "state": p.state(utcnow()),
+                "late_submissions": p.allow_late,
+                "reveal_at": p.reveal_at.isoformat() + "Z" if p.reveal_at else None,
                 "tracks": p.tracks,
                 "limits": {"per_day": p.max_per_day, "total": p.max_total, "in_flight": p.max_in_flight},
             }
@@ -348,7 +357,7 @@ class SubmissionOut(Model):
     """A submission as its team sees it (services.submissions.public_view)."""
 
     id: int
-    state: Literal["submitted", "queued", "running", "finished", "failed", "cancelled", "rescoring"]
+    state: Literal[states.STATES]  # type: ignore[valid-type]
     phase: str
     track: str
     file_name: str | None
@@ -363,6 +372,9 @@ class SubmissionOut(Model):
     error: str | None
     error_line: int | None
     selected_final: bool
+    final_auto: bool
+    late: bool
+    phase_state: PhaseState
     disqualified_reason: str | None
     is_baseline: bool
 
@@ -436,7 +448,7 @@ class HistoryPath(BoardPath):
 
 
 class BoardQuery(Model):
-    split: Literal["public", "private"] = "public"
+    split: Literal["public", "private", "late"] = "public"
     format: Literal["json", "csv"] = "json"
 
 
@@ -454,6 +466,7 @@ class BoardRow(Model):
 class BoardOut(Model):
     split: str
     metric: str
+    phase_state: PhaseState
     rows: list[BoardRow]
 
 
@@ -475,11 +488,12 @@ class RankHistory(RootModel[list[RankPoint]]):
     conditional=True,
 )
 def get_leaderboard(path: BoardPath, query: BoardQuery) -> Response:
-    """A leaderboard (split=public|private; format=json|csv); conditional on its ETag (If-None-Match: 304)."""
-    _phase, _track, board = boards.board_for(path.slug, path.phase_slug, path.track_slug, query.split)
+    """A leaderboard (split=public|private|late; format=json|csv); late submissions are listed unranked; conditional
+    on its ETag (If-None-Match: 304)."""
+    phase, _track, board = boards.board_for(path.slug, path.phase_slug, path.track_slug, query.split)
     if query.format == "csv":
         return boards.csv_response(board, f"{path.slug}-{path.phase_slug}-{path.track_slug}-{query.split}.csv")
-    return boards.json_board(board)
+    return boards.json_board(board, phase.state(utcnow()))
 
 
 @route(
@@ -528,10 +542,12 @@ class PhaseChanges(Body):
 
 class PhaseStateOut(Model):
     id: int
+    state: PhaseState
     starts_at: str
     ends_at: str
     closed: bool
     private_revealed: bool
+    finals_recorded: bool
 
 
 class LabelsForm(Model):
@@ -540,14 +556,57 @@ class LabelsForm(Model):
 
 
 class LabelOut(Model):
+    """A version of a hidden label file; `active` says whether scoring uses it now."""
+
+    id: int
     kind: str
+    version: int
+    name: str
     sha256: str
     size: int
     num_images: int | None
+    active: bool
+    uploaded_at: str
+
+
+class LabelList(RootModel[list[LabelOut]]):
+    pass
+
+
+class LabelVersionPath(Model):
+    version_id: int
+
+
+class ActivateIn(Body):
+    dry_run: bool = False
+    reason: str | None = Field(None, max_length=500)
+
+
+class LabelDiffOut(Model):
+    kind: str
+    version: int
+    active_version: int | None
+    is_active: bool
+    changes: dict[str, Any]
+
+
+class ActivateOut(Model):
+    diff: LabelDiffOut
+    activated: bool
+    restored: int
+    rescoring: int
 
 
 class ReasonIn(Body):
     reason: str | None = Field(None, max_length=500)
+
+
+RescorableState = Literal[tuple(sorted(states.RESCORABLE))]  # type: ignore[valid-type]
+
+
+class RescoreIn(ReasonIn):
+    states: list[RescorableState] | None = None  # default: every finished, failed and unscorable submission
+    team_id: RowId | None = None
 
 
 class RescoreOut(Model):
@@ -571,35 +630,124 @@ class BaselineForm(Model):
 
 @route("patch", "/admin/phases/<int:phase_id>", role=ORGANIZER, out=PhaseStateOut)
 def update_phase(path: PhasePath, body: PhaseChanges):
-    """Organizer: open, close, extend a phase or reveal its private board."""
+    """Organizer: open, close, extend a phase or reveal its private board (only once it is closed; audited)."""
     session = get_session()
     phase = admin.get_or_404(session, Phase, path.phase_id)
     changes = body.model_dump(exclude_unset=True, exclude={"reason"})
     admin.update_phase(session, api_user(), phase, changes, body.reason)
     return {
         "id": phase.id,
+        "state": phase.state(utcnow()),
         "starts_at": phase.starts_at.isoformat() + "Z",
         "ends_at": phase.ends_at.isoformat() + "Z",
         "closed": phase.closed,
         "private_revealed": phase.private_revealed,
+        "finals_recorded": phase.finals_recorded,
+    }
+
+
+def _label_out(version: LabelVersion, track: Track) -> dict:
+    return {
+        "id": version.id,
+        "kind": version.kind,
+        "version": version.version,
+        "name": version.original_name,
+        "sha256": version.sha256,
+        "size": version.size,
+        "num_images": version.num_images,
+        "active": version.id in labels.active_version_ids(track),
+        "uploaded_at": version.uploaded_at.isoformat() + "Z",
     }
 
 
 @route("post", "/admin/tracks/<int:track_id>/labels", role=ORGANIZER, status=201, out=LabelOut)
 def upload_labels(path: TrackPath, form: LabelsForm):
-    """Organizer: upload or replace hidden labels (rescores)."""
+    """Organizer: upload hidden labels as a new version (active at once only if it is the first of its kind)."""
     session = get_session()
     track = admin.get_or_404(session, Track, path.track_id)
-    label = admin.store_labels(session, track, form.kind, form.file.stream, actor_id=api_user().id)
-    return {"kind": label.kind, "sha256": label.sha256, "size": label.size, "num_images": label.num_images}, 201
+    version = admin.store_labels(
+        session, track, form.kind, form.file.stream, actor_id=api_user().id, filename=form.file.filename
+    )
+    session.refresh(track)
+    return _label_out(version, track), 201
+
+
+@route("get", "/admin/tracks/<int:track_id>/labels", role=ORGANIZER, out=LabelList)
+def list_labels(path: TrackPath):
+    """Organizer: every version of the track's hidden labels, newest first per kind."""
+    session = get_session()
+    track = admin.get_or_404(session, Track, path.track_id)
+    return jsonify([_label_out(v, track) for v in labels.versions(session, track)])
+
+
+@route("post", "/admin/labels/<int:version_id>/activate", role=ORGANIZER, out=ActivateOut)
+def activate_labels(path: LabelVersionPath, body: ActivateIn):
+    """Organizer: the diff against the active version (dry_run: only that), else make it active (reason needed)."""
+    session = get_session()
+    version = admin.get_or_404(session, LabelVersion, path.version_id)
+    return admin.activate_labels(session, api_user(), version, body.reason, dry_run=body.dry_run)
 
 
 @route("post", "/admin/tracks/<int:track_id>/rescore", role=ORGANIZER, status=202, out=RescoreOut)
-def rescore(path: TrackPath, body: ReasonIn):
-    """Organizer: rescore every finished submission."""
+def rescore(path: TrackPath, body: RescoreIn):
+    """Organizer: rescore a set of submissions: all finished, failed and unscorable ones, or by state, by team."""
     session = get_session()
     track = admin.get_or_404(session, Track, path.track_id)
-    return {"rescoring": admin.rescore_track(session, track, api_user().id, body.reason or "rescore requested")}, 202
+    reason = body.reason or "rescore requested"
+    count = admin.rescore_track(
+        session, track, api_user().id, reason, states_=tuple(body.states) if body.states else None, team_id=body.team_id
+    )
+    return {"rescoring": count}, 202
+
+
+class FlagOut(Model):
+    """An integrity flag: two teams' submissions too alike, with the evidence."""
+
+    id: int
+    kind: Literal[integrity.IDENTICAL, integrity.SIMILAR]  # type: ignore[valid-type]
+    status: Literal[integrity.OPEN, integrity.DISMISSED, integrity.DISQUALIFIED]  # type: ignore[valid-type]
+    similarity: float
+    evidence: dict[str, Any]
+    submission_id: int
+    other_id: int
+    teams: list[str | None]
+    phase: str
+    track: str
+    reason: str | None
+    created_at: str
+
+
+class FlagList(RootModel[list[FlagOut]]):
+    pass
+
+
+class FlagQuery(Model):
+    status: Literal["open", "dismissed", "disqualified", "all"] = "open"
+
+
+class FlagPath(Model):
+    flag_id: int
+    action: Literal["dismiss", "disqualify"]
+
+
+class ResolveIn(ReasonIn):
+    submission_id: RowId | None = None  # disqualify: which of the two (default: the later one)
+
+
+@route("get", "/admin/challenges/<slug>/flags", role=ORGANIZER, out=FlagList)
+def list_flags(path: SlugPath, query: FlagQuery):
+    """Organizer: the integrity queue (identical files, near-identical predictions across teams)."""
+    challenge = boards.find_challenge(path.slug)
+    status = None if query.status == "all" else query.status
+    return jsonify([integrity.view(f) for f in integrity.queue(get_session(), challenge.id, status)])
+
+
+@route("post", "/admin/flags/<int:flag_id>/<action>", role=ORGANIZER, out=FlagOut)
+def resolve_flag(path: FlagPath, body: ResolveIn):
+    """Organizer: dismiss a flag, or disqualify one of its submissions (reason needed; audited)."""
+    session = get_session()
+    flag = admin.get_or_404(session, IntegrityFlag, path.flag_id)
+    return integrity.view(integrity.resolve(session, api_user(), flag, path.action, body.reason, body.submission_id))
 
 
 @route("post", "/admin/teams/<int:team_id>/<action>", role=ORGANIZER, out=TeamStateOut)
@@ -628,3 +776,69 @@ def post_baseline(form: BaselineForm):
         session, api_user(), phase, track, form.file.stream, form.file.filename, form.name, form.note
     )
     return submissions.public_view(sub), 202
+
+
+# --------------------------------------------------------------------------------------------------- final stage
+
+
+class ModelForm(Model):
+    file: FileStorage  # first: a missing file is the error named
+    phase: FormText = Field(max_length=64)
+    track: FormText = Field(max_length=64)
+    submission_id: RowId
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
+class ModelPath(Model):
+    model_id: int
+
+
+class ModelOut(Model):
+    """A model run (arena/sandbox): what its team sees; an organizer sees the whole reproduction."""
+
+    id: int
+    state: Literal["queued", "running", "finished", "failed"]
+    phase: str
+    track: str
+    submission_id: int | None
+    file_name: str
+    size: int
+    sha256: str
+    device: str
+    manifest: dict[str, Any]
+    error: str | None
+    log_tail: str | None
+    worker: dict[str, Any] | None
+    created_at: str
+    finished_at: str | None
+    reproduction: dict[str, Any]
+
+
+@route("post", "/challenges/<slug>/models", role=PARTICIPANT, status=202, out=ModelOut)
+@limiter.limit(upload_limit)
+def submit_model(path: SlugPath, form: ModelForm):
+    """Hand in a model archive that reproduces a finished submission; a sandboxed worker re-runs and times it."""
+    from .sandbox import service as final
+
+    user = api_user()
+    model = final.submit_model(
+        get_session(),
+        user,
+        boards.find_challenge(path.slug),
+        form.phase,
+        form.track,
+        form.file.stream,
+        form.file.filename,
+        form.submission_id,
+        form.device,
+    )
+    return final.model_view(model, user.is_organizer), 202
+
+
+@route("get", "/models/<int:model_id>", role=PARTICIPANT, out=ModelOut)
+def get_model(path: ModelPath):
+    """A model run of your team: state, error and the tail of its output, speed test, reproduction."""
+    from .sandbox import service as final
+
+    user = api_user()
+    return final.model_view(final.visible_model(get_session(), user, path.model_id), user.is_organizer)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from .auth import current_user
 from .db import get_session
 from .errors import Forbidden, Invalid, NotFound
-from .leaderboard import memo
+from .leaderboard import late_board, memo
 from .models import Challenge, utcnow
 from .services import submissions
 from .standings import stored_leaderboard
@@ -36,11 +36,16 @@ def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
     """(phase, track, board) after the visibility check of the private split."""
     session = get_session()
     phase, track = submissions.phase_and_track(session, find_challenge(slug), phase_slug, track_slug)
-    if split not in ("public", "private"):
-        raise Invalid(f"unknown split '{split}'; choose public or private", field="split")
+    if split not in ("public", "private", "late"):
+        raise Invalid(f"unknown split '{split}'; choose public, private or late", field="split")
     user = current_user()
-    if split == "private" and not phase.private_visible(utcnow()) and not (user and user.is_organizer):
-        raise Forbidden("the private leaderboard is hidden until the phase ends")
+    revealed = phase.private_visible(utcnow())
+    if split == "private" and not revealed and not (user and user.is_organizer):
+        raise Forbidden(
+            f"the private leaderboard is hidden until the organizers reveal it (the phase is {phase.state(utcnow())})"
+        )
+    if split == "late":  # not stored: a short list, read when asked, never ranked
+        return phase, track, late_board(session, phase, track, with_private=revealed)
     return phase, track, stored_leaderboard(session, phase, track, split)
 
 
@@ -60,12 +65,18 @@ def board_rows(board) -> list[dict]:
     ]
 
 
-def json_board(board) -> Response:
-    """The board as JSON, serialised once per stored version; conditional on its ETag."""
+def json_board(board, phase_state: str) -> Response:
+    """The board as JSON (with the phase's state), serialised once per stored version and state; conditional on
+    its ETag."""
     body = _body(
-        board, "json", lambda: json.dumps({"split": board.split, "metric": board.metric, "rows": board_rows(board)})
+        board,
+        f"json-{phase_state}",
+        lambda: json.dumps(
+            {"split": board.split, "metric": board.metric, "phase_state": phase_state, "rows": board_rows(board)}
+        ),
     )
-    return conditional(_encoded(Response(mimetype="application/json"), board, "json", body), board, "json")
+    kind = f"json-{phase_state}"  # the state is in the body: it keys the memo, the gzip copy and the ETag alike
+    return conditional(_encoded(Response(mimetype="application/json"), board, kind, body), board, kind)
 
 
 def csv_response(board, filename: str) -> Response:

@@ -18,7 +18,13 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(user_group)
     app.cli.add_command(baseline_group)
     app.cli.add_command(standings_group)
+    from .cli_contest import rescore
+
+    app.cli.add_command(rescore)
     from .demo import demo
+    from .sandbox.cli import final
+
+    app.cli.add_command(final)
 
     app.cli.add_command(demo)
 

@@ -75,6 +75,10 @@ def load(instance_path: str) -> dict:
         "WATCHDOG_EVERY": float(os.environ.get("ARENA_WATCHDOG_EVERY", 30)),
         "WATCHDOG_GRACE_SECONDS": float(os.environ.get("ARENA_WATCHDOG_GRACE_SECONDS", 30)),
         "METRICS_TOKEN": os.environ.get("ARENA_METRICS_TOKEN") or None,
+        # integrity flags (integrity.py; docs/operations.md says how the thresholds were measured)
+        "INTEGRITY_FEATURE_COSINE": float(os.environ.get("ARENA_INTEGRITY_FEATURE_COSINE", 0.9)),
+        "INTEGRITY_BOX_SHARE": float(os.environ.get("ARENA_INTEGRITY_BOX_SHARE", 0.5)),
+        "INTEGRITY_MAX_COMPARE": int(os.environ.get("ARENA_INTEGRITY_MAX_COMPARE", 200)),
         # Redis down must not turn a login or an upload into a 500: the limiter counts in memory meanwhile
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,

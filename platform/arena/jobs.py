@@ -29,7 +29,7 @@ from scorer.formats import (
 )
 from scorer.splits import split_mask
 
-from . import logs, metrics, notify, states, storage
+from . import hints, integrity, labels, logs, metrics, notify, states, storage
 from .db import new_session
 from .leaderboard import record_rank_history
 from .models import LabelFile, Submission, utcnow
@@ -58,7 +58,8 @@ def _app_context():
 
 
 def score_submission(submission_id: int) -> str:
-    """Score one submission; returns 'finished', 'failed' or 'skipped' (another run took it)."""
+    """Score one submission; returns 'finished', 'failed', 'unscorable' (it fit earlier labels, not the active
+    ones) or 'skipped' (another run took it)."""
     with _app_context(), logs.bind(submission_id=submission_id):
         session = new_session()
         started, outcome = time.monotonic(), "crashed"
@@ -76,6 +77,8 @@ def _run(session, submission_id: int) -> str:
         return "skipped"
     sub = session.get(Submission, submission_id)
     config = current_app.config
+    label_key = labels.label_key(sub.track)
+    fit_before = sub.scores is not None or labels.was_scored_before(session, sub.id)  # scored on earlier labels
     try:
         with _Heartbeat(submission_id, config.get("HEARTBEAT_SECONDS", 15)):
             if config.get("SCORING_DELAY_SECONDS"):  # test-only hook: a slow run that a test can kill
@@ -83,21 +86,35 @@ def _run(session, submission_id: int) -> str:
             result = _score(sub, config["STORAGE_DIR"])
     except SubmissionError as exc:
         session.rollback()
-        _fail(session, sub, str(exc), exc.line)
+        if fit_before:  # it fit earlier labels: the labels changed, not the file
+            labels.mark_unscorable(session, sub.id, str(exc))
+            return "unscorable"
+        hint = hints.other_track_format(sub.track.kind, storage.resolve(config["STORAGE_DIR"], sub.stored_path))
+        _fail(session, sub, f"{exc}{hint}", exc.line)
         return "failed"
     except Exception:
         log.exception("scoring submission %s crashed", submission_id)
         session.rollback()
         _fail(session, sub, CRASH_MESSAGE, None)
         raise
-    _finish(session, submission_id, *result)
+    _finish(session, submission_id, *result, label_key=label_key)
+    _check_integrity(session, session.get(Submission, submission_id), config["STORAGE_DIR"])
     return "finished"
+
+
+def _check_integrity(session, sub: Submission, storage_dir: str) -> None:
+    """Flag identical or near-identical submissions of other teams (integrity.py); the score stands regardless."""
+    try:
+        integrity.check_submission(session, sub, lambda a, b: prediction_similarity(a, b, storage_dir))
+    except Exception:
+        log.exception("integrity check of submission %s failed", sub.id)
+        session.rollback()
 
 
 FINAL_WRITE_TRIES = 5
 
 
-def _finish(session, submission_id: int, scores: dict, curve: dict) -> None:
+def _finish(session, submission_id: int, scores: dict, curve: dict, label_key: str) -> None:
     """The final write of a scored submission, retried when the database connection drops under it (the score
     is kept and written again, never computed twice) and idempotent: a retry whose earlier try did reach the
     database (its commit's answer was what got lost) finds the submission finished and leaves it as it is."""
@@ -111,6 +128,7 @@ def _finish(session, submission_id: int, scores: dict, curve: dict) -> None:
             sub.private_score = scores["private"].get(sub.track.metric)
             sub.curve = curve
             sub.error = sub.error_line = None
+            labels.keep_scores(session, sub, label_key)
             states.transition(session, sub, states.FINISHED)
             if sub.team_id is not None:
                 record_rank_history(session, sub.phase, sub.track, utcnow())
@@ -126,10 +144,14 @@ def _finish(session, submission_id: int, scores: dict, curve: dict) -> None:
 
 
 def _fail(session, sub: Submission, message: str, line: int | None) -> None:
+    """Fail the submission: it shows no scores, and a final pick it held is freed (its team is told)."""
     sub = session.get(Submission, sub.id, populate_existing=True)
     sub.error, sub.error_line = message, line
+    sub.public_score = sub.private_score = sub.scores = sub.curve = None
+    freed = sub.selected_final or sub.final_auto
+    sub.selected_final = sub.final_auto = False
     states.transition(session, sub, states.FAILED, reason=message)
-    notify.submission_done(session, sub)
+    notify.submission_done(session, sub, " Its final-pick slot is free: pick another submission." if freed else "")
     session.commit()
 
 
@@ -253,13 +275,25 @@ def warm_labels(submission_id: int) -> bool:
 
 def _score(sub: Submission, storage_dir: str) -> tuple[dict, dict]:
     """({split: metrics}, public curve) of one submission."""
-    challenge = sub.phase.challenge
     path = storage.resolve(storage_dir, sub.stored_path)
-    name = sub.original_name or "submission"
+    return score_file(sub.track, sub.phase.challenge, path, sub.original_name or "submission", storage_dir)
+
+
+def score_file(track, challenge, path: Path, name: str, storage_dir: str) -> tuple[dict, dict]:
+    """({split: metrics}, public curve) of a predictions file for a track (an upload, or the file a sandboxed model
+    wrote: arena/sandbox/jobs.py). Raises SubmissionError on an invalid file, LabelError without labels."""
     seed, fraction = challenge.split_seed, challenge.public_fraction
-    if sub.track.kind == "detection":
+    sub = _TrackOnly(track)
+    if track.kind == "detection":
         return _score_detection(sub, path, name, seed, fraction, storage_dir)
     return _score_recognition(sub, path, name, seed, fraction, storage_dir)
+
+
+class _TrackOnly:
+    """What the scoring functions read of a submission: its track."""
+
+    def __init__(self, track):
+        self.track = track
 
 
 def _score_detection(sub, path, name, seed, fraction, storage_dir):
@@ -328,19 +362,20 @@ def _pr_curve(curve) -> dict:
 # --------------------------------------------------------------------------------------------------- labels
 
 
-def validate_labels(kind: str, path: Path, track_labels: dict[str, Path]) -> int:
-    """Parse an organizer's label file; return its number of test images. Raises LabelError (organizer's fault).
+def validate_labels(kind: str, path: Path, track_labels: dict[str, Path], name: str | None = None) -> int:
+    """Parse an organizer's label file; return its number of test images. Raises LabelError (organizer's fault)
+    whose message names the file as `name` (the name it was uploaded under, not the stored one).
     track_labels: the track's other current label files by kind (the pairs need the test list)."""
     if kind == "detection_gt":
-        return read_detection_labels(path).num_images
+        return read_detection_labels(path, name=name).num_images
     if kind == "test_info":
-        return len(read_recognition_labels(path).image_names)
+        return len(read_recognition_labels(path, name=name).image_names)
     if kind == "verification_pairs":
         info = track_labels.get("test_info")
         if info is None:
             raise LabelError("upload the test info (test_info) before the verification pairs")
         names = read_recognition_labels(info).image_names
-        return len(read_verification_pairs(path, names).a)
+        return len(read_verification_pairs(path, names, name=name).a)
     raise LabelError(f"unknown label kind '{kind}'; choose one of detection_gt, test_info, verification_pairs")
 
 
@@ -348,4 +383,140 @@ def label_error_types() -> tuple[type[Exception], ...]:
     return (LabelError,)
 
 
-__all__ = ["score_submission", "validate_labels", "warm_labels", "ScoringWorker", "LabelFile", "LABEL_KINDS"]
+__all__ = [
+    "score_submission",
+    "score_file",
+    "validate_labels",
+    "warm_labels",
+    "ScoringWorker",
+    "LabelFile",
+    "LABEL_KINDS",
+]
+
+
+# --------------------------------------------------------------------------------------------------- label diffs
+
+_EXAMPLES = 5
+
+
+def _changes(old: set, new: set, what: str) -> dict:
+    added, removed = sorted(new - old, key=str), sorted(old - new, key=str)
+    return {
+        f"{what}_added": len(added),
+        f"{what}_removed": len(removed),
+        f"{what}_examples": {
+            "added": [str(a) for a in added[:_EXAMPLES]],
+            "removed": [str(r) for r in removed[:_EXAMPLES]],
+        },
+    }
+
+
+def label_diff(kind: str, old: Path | None, new: Path, test_info: Path | None = None) -> dict:
+    """What a label file changes against the active one of its kind (old None: nothing active yet): counts of the
+    images, boxes, identities, distractors and pairs added and removed, with a few examples of each.
+    test_info: the active test info, which names the images of verification pairs."""
+    diff: dict = {"kind": kind}
+    if kind == "detection_gt":
+        labels = [read_detection_labels(p) if p else None for p in (old, new)]
+        sets = [_boxes(lab) if lab else set() for lab in labels]
+        diff |= _changes(*(set(lab.image_names) if lab else set() for lab in labels), "images")
+        diff |= _changes(*sets, "boxes")
+    elif kind == "test_info":
+        labels = [read_recognition_labels(p) if p else None for p in (old, new)]
+        diff |= _changes(*(set(lab.image_names) if lab else set() for lab in labels), "images")
+        diff |= _changes(*(_identities(lab) for lab in labels), "identities")
+        diff |= _changes(*(_distractors(lab) for lab in labels), "distractors")
+    elif kind == "verification_pairs":
+        if test_info is None:
+            raise LabelError("upload the test info (test_info) before the verification pairs")
+        names = read_recognition_labels(test_info).image_names
+        pairs = [_pairs(read_verification_pairs(p, names), names) if p else set() for p in (old, new)]
+        diff |= _changes(*pairs, "pairs")
+    else:
+        raise LabelError(f"unknown label kind '{kind}'")
+    return diff
+
+
+def _boxes(labels) -> set:
+    return {
+        (labels.image_names[i], *(round(float(v), 2) for v in box))
+        for i, box in zip(labels.image_index, labels.boxes, strict=True)
+    }
+
+
+def _identities(labels) -> set:
+    return set() if labels is None else {int(v) for v in np.unique(labels.labels[labels.labels >= 0])}
+
+
+def _distractors(labels) -> set:
+    if labels is None:
+        return set()
+    return {name for name, label in zip(labels.image_names, labels.labels, strict=True) if label < 0}
+
+
+def _pairs(pairs, names) -> set:
+    return {(names[a], names[b], bool(s)) for a, b, s in zip(pairs.a, pairs.b, pairs.same, strict=True)}
+
+
+# --------------------------------------------------------------------------------------------------- integrity
+
+
+def prediction_similarity(sub: Submission, other: Submission, storage_dir: str) -> tuple[float, dict]:
+    """How alike two submissions of one track are (integrity.py flags pairs above its thresholds):
+    recognition: the mean cosine of the two features of each test image (independent models: near 0, since their
+    feature spaces are unrelated); detection: the share of boxes with a twin in the other file (same image, IoU
+    >= BOX_IOU and confidence within BOX_SCORE_TOLERANCE), over the larger file. Returns (statistic, evidence)."""
+    paths = [storage.resolve(storage_dir, s.stored_path) for s in (sub, other)]
+    if sub.track.kind == "recognition":
+        path, sha = _label_path(sub, "test_info", storage_dir)
+        labels = _cached(("test_info", sha), path, read_recognition_labels)
+        feats = [read_features(p, len(labels.image_names)) for p in paths]
+        return feature_agreement(*feats)
+    path, sha = _label_path(sub, "detection_gt", storage_dir)
+    labels = _cached(("detection_gt", sha), path, read_detection_labels)
+    limits = {"max_boxes_per_image": sub.track.max_boxes_per_image, "max_bytes": sub.track.max_upload_bytes}
+    dets = [read_detection_submission(p, labels.image_names, **limits) for p in paths]
+    return box_agreement(*dets)
+
+
+def feature_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, dict]:
+    """a, b: float (N, D) features of the same N test images -> (mean per-image cosine, evidence)."""
+    if a.shape != b.shape:
+        return 0.0, {"reason": f"different feature sizes {a.shape[1]} and {b.shape[1]}"}
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    cosine = np.sum(a * b, axis=1)
+    return float(cosine.mean()), {
+        "mean_cosine": round(float(cosine.mean()), 6),
+        "images": int(len(cosine)),
+        "images_above_0.99": int((cosine > 0.99).sum()),
+    }
+
+
+BOX_IOU = 0.95
+BOX_SCORE_TOLERANCE = 0.01
+
+
+def box_agreement(a, b) -> tuple[float, dict]:
+    """a, b: Detections on the same test images -> (share of twin boxes over the larger file, evidence)."""
+    twins = 0
+    for image in np.intersect1d(a.image_index, b.image_index):
+        boxes_a, scores_a = a.boxes[a.image_index == image], a.scores[a.image_index == image]
+        boxes_b, scores_b = b.boxes[b.image_index == image], b.scores[b.image_index == image]
+        iou = _iou(boxes_a, boxes_b)
+        close = np.abs(scores_a[:, None] - scores_b[None, :]) <= BOX_SCORE_TOLERANCE
+        twins += int(((iou >= BOX_IOU) & close).any(axis=1).sum())
+    total = max(len(a), len(b), 1)
+    return twins / total, {"twin_boxes": twins, "boxes": [len(a), len(b)], "iou": BOX_IOU}
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(Ka, 4) x (Kb, 4) boxes -> (Ka, Kb) intersection over union."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)

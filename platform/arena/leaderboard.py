@@ -53,6 +53,7 @@ def _eligible(phase: Phase, track: Track):
             and_(Submission.state.in_((RESCORING, QUEUED, RUNNING)), Submission.public_score.is_not(None)),
         ),
         Submission.disqualified_reason.is_(None),
+        Submission.late.is_(False),  # late submissions are never ranked (late_board shows them)
     )
 
 
@@ -74,6 +75,7 @@ def _team_submissions(
         Submission.private_score,
         Submission.created_at,
         Submission.selected_final,
+        Submission.final_auto,
     )
     if phase.ranking == "latest":
         newest = select(Submission.team_id, func.max(Submission.created_at).label("at")).where(*where)
@@ -96,16 +98,38 @@ def _team_submissions(
         ).all()
         chosen = _pick(rows, key=lambda r: _row_key(r, "public"))
     else:
-        by_team: dict[int, list] = {}
-        for row in session.execute(light.where(*where)):
-            by_team.setdefault(row.team_id, []).append(row)
         chosen = []
-        for rows in by_team.values():
-            picks = [r for r in rows if r.selected_final]
+        for rows in _by_team(session, light.where(*where)).values():
+            picks = [r for r in rows if r.selected_final] or [r for r in rows if r.final_auto]
             if not picks:
-                picks = sorted(rows, key=lambda r: _row_key(r, "public"))[: phase.final_count]
+                picks = _default_finals(rows, phase.final_count)
             chosen.append(min(picks, key=lambda r: _row_key(r, "private")).id)
     return chosen
+
+
+def _by_team(session: Session, query) -> dict[int, list]:
+    by_team: dict[int, list] = {}
+    for row in session.execute(query):
+        by_team.setdefault(row.team_id, []).append(row)
+    return by_team
+
+
+def _default_finals(rows, final_count: int) -> list:
+    """The automatic final choice of a team that picked nothing: its best `final_count` public submissions."""
+    return sorted(rows, key=lambda r: _row_key(r, "public"))[:final_count]
+
+
+def automatic_finals(session: Session, phase: Phase, track: Track) -> dict[int, list[int]]:
+    """{team id: the submission ids the private board takes for it} for every team that picked no final (the rule
+    of _team_submissions; phases.record_automatic_finals records it)."""
+    light = select(
+        Submission.id, Submission.team_id, Submission.public_score, Submission.created_at, Submission.selected_final
+    ).where(*_eligible(phase, track), Submission.team_id.is_not(None), Submission.is_baseline.is_(False))
+    return {
+        team_id: [r.id for r in _default_finals(rows, phase.final_count)]
+        for team_id, rows in _by_team(session, light).items()
+        if not any(r.selected_final for r in rows)
+    }
 
 
 def _row_key(row, split: str):
@@ -200,6 +224,36 @@ def leaderboard(session: Session, phase: Phase, track: Track, split: str = "publ
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     chosen = _team_submissions(session, phase, track, split)
     return Board(phase.id, track.id, split, track.metric, ranked(board_entries(session, phase, track, split, chosen)))
+
+
+def late_board(session: Session, phase: Phase, track: Track, with_private: bool) -> Board:
+    """The "late" view: every finished late submission of a visible team, by public score, unranked (rank None).
+    Its scores hold the private split only when `with_private` (the phase's private board is revealed)."""
+    visible = select(Team.id).where(Team.hidden.is_(False), Team.status != "banned")
+    subs = session.scalars(
+        select(Submission).where(
+            Submission.phase_id == phase.id,
+            Submission.track_id == track.id,
+            Submission.state == FINISHED,
+            Submission.late.is_(True),
+            Submission.disqualified_reason.is_(None),
+            Submission.team_id.in_(visible),
+        )
+    ).all()
+    subs = sorted(subs, key=lambda s: _row_key(s, "public"))
+    rows = tuple(
+        Row(
+            rank=None,
+            submission_id=s.id,
+            team_id=s.team_id,
+            name=s.team.name if s.team else "?",
+            score=s.public_score,
+            scores={k: v for k, v in (s.scores or {}).items() if with_private or k == "public"},
+            submitted_at=s.created_at,
+        )
+        for s in subs
+    )
+    return Board(phase.id, track.id, "late", track.metric, rows)
 
 
 _CACHE_LOCK = threading.Lock()

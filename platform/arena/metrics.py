@@ -15,7 +15,7 @@ from .models import Submission, utcnow
 
 log = logging.getLogger(__name__)
 BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
-OUTCOMES = ("finished", "failed", "skipped", "crashed")
+OUTCOMES = ("finished", "failed", "unscorable", "skipped", "crashed")
 WATCHDOG = ("requeued", "failed", "enqueued")
 
 

@@ -70,6 +70,7 @@ class Challenge(Base):
     split_seed: Mapped[str] = mapped_column(String(64))
     public_fraction: Mapped[float] = mapped_column(Float, default=0.5)
     teams_need_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+    reproduction_tolerance: Mapped[float] = mapped_column(Float, default=0.005)  # final stage: |reproduced - submitted|
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     tracks: Mapped[list[Track]] = relationship(back_populates="challenge", order_by="Track.position")
     phases: Mapped[list[Phase]] = relationship(back_populates="challenge", order_by="Phase.position")
@@ -95,7 +96,8 @@ class Track(Base):
 
 
 class LabelFile(Base):
-    """A hidden label file of a track, stored under storage/labels by its checksum, never served."""
+    """The active hidden label file of a track and kind (a copy of its LabelVersion's file fields, which scoring
+    reads), stored under storage/labels by its checksum, never served."""
 
     __tablename__ = "label_file"
     __table_args__ = (UniqueConstraint("track_id", "kind"),)
@@ -108,7 +110,43 @@ class LabelFile(Base):
     num_images: Mapped[int] = mapped_column(Integer, default=0)
     uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("label_version.id", ondelete="SET NULL"))
     track: Mapped[Track] = relationship(back_populates="labels")
+
+
+class LabelVersion(Base):
+    """Every upload of a hidden label file, kept (labels.py): the track's LabelFile of that kind points to the
+    active one, chosen explicitly by an organizer after seeing its diff against the active version."""
+
+    __tablename__ = "label_version"
+    __table_args__ = (UniqueConstraint("track_id", "kind", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per track and kind
+    stored_path: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    num_images: Mapped[int] = mapped_column(Integer, default=0)
+    original_name: Mapped[str] = mapped_column(String(255), default="")
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    activated_at: Mapped[dt.datetime | None]  # last time it became the active version
+
+
+class SubmissionScore(Base):
+    """A submission's scores under one set of active labels (`label_key`): switching labels back restores them."""
+
+    __tablename__ = "submission_score"
+    __table_args__ = (UniqueConstraint("submission_id", "label_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"), index=True)
+    label_key: Mapped[str] = mapped_column(String(255))  # the active label versions, e.g. "detection_gt:3"
+    public_score: Mapped[float | None] = mapped_column(Float)
+    private_score: Mapped[float | None] = mapped_column(Float)
+    scores: Mapped[dict[str, Any] | None]
+    curve: Mapped[dict[str, Any] | None]
+    scored_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Phase(Base):
@@ -128,14 +166,24 @@ class Phase(Base):
     ranking: Mapped[str] = mapped_column(String(8), default="best")  # best | latest
     final_count: Mapped[int] = mapped_column(Integer, default=2)
     private_revealed: Mapped[bool] = mapped_column(Boolean, default=False)
+    reveal_at: Mapped[dt.datetime | None]  # the bundle's reveal time: the private board shows from then on (closed)
+    allow_late: Mapped[bool] = mapped_column(Boolean, default=False)  # late uploads: scored, never ranked
+    finals_recorded: Mapped[bool] = mapped_column(Boolean, default=False)  # automatic final picks written
     track_slugs: Mapped[str] = mapped_column(String(255), default="")  # comma-separated tracks open in this phase
+    accepts_models: Mapped[bool] = mapped_column(Boolean, default=False)  # final stage: model archives (sandbox)
     challenge: Mapped[Challenge] = relationship(back_populates="phases")
 
+    def state(self, now: dt.datetime) -> str:
+        """scheduled | open | closed | revealed: the state machine of arena/phases.py."""
+        from .phases import state
+
+        return state(self, now)
+
     def is_open(self, now: dt.datetime) -> bool:
-        return not self.closed and self.starts_at <= now < self.ends_at
+        return self.state(now) == "open"
 
     def private_visible(self, now: dt.datetime) -> bool:
-        return self.private_revealed or self.closed or now >= self.ends_at
+        return self.state(now) == "revealed"
 
     @property
     def tracks(self) -> list[str]:
@@ -199,11 +247,35 @@ class Submission(Base):
     is_baseline: Mapped[bool] = mapped_column(Boolean, default=False)
     baseline_name: Mapped[str | None] = mapped_column(String(100))
     selected_final: Mapped[bool] = mapped_column(Boolean, default=False)
+    final_auto: Mapped[bool] = mapped_column(Boolean, default=False)  # the automatic final choice (phases.py)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)  # uploaded after its phase closed: never ranked
     disqualified_reason: Mapped[str | None] = mapped_column(String(500))
     team: Mapped[Team | None] = relationship()
     phase: Mapped[Phase] = relationship()
     track: Mapped[Track] = relationship()
     user: Mapped[User | None] = relationship()
+
+
+class IntegrityFlag(Base):
+    """A suspicion raised by the worker after scoring (integrity.py): two teams' submissions too alike. Organizers
+    dismiss it or disqualify a submission, with a reason; both are audited."""
+
+    __tablename__ = "integrity_flag"
+    __table_args__ = (UniqueConstraint("kind", "submission_id", "other_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # identical_file | similar_predictions
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"))  # the later one
+    other_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"))
+    similarity: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | dismissed | disqualified
+    reason: Mapped[str | None] = mapped_column(String(500))
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    resolved_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    submission: Mapped[Submission] = relationship(foreign_keys=[submission_id])
+    other: Mapped[Submission] = relationship(foreign_keys=[other_id])
 
 
 class RankSnapshot(Base):
@@ -243,6 +315,69 @@ class Notification(Base):
     message: Mapped[str] = mapped_column(String(500))
     link: Mapped[str | None] = mapped_column(String(255))
     read: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# --------------------------------------------------------------------------------------------------- final stage
+
+
+class TestImageSet(Base):
+    """The hidden test images of a track, stored under storage/test_images for the sandboxed runner (read-only
+    there); never served."""
+
+    __tablename__ = "test_image_set"
+    __test__ = False  # not a pytest class, whatever its name
+    id: Mapped[int] = mapped_column(primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"), unique=True)
+    stored_dir: Mapped[str] = mapped_column(String(255))  # relative to STORAGE_DIR
+    num_images: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))  # of the sorted names and contents
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+
+
+class ModelSubmission(Base):
+    """A team's model archive, re-run by a sandboxed worker on the hidden images (arena/sandbox). It reproduces the
+    team's uploaded predictions `submission_id`; it never counts against the team's limits."""
+
+    __tablename__ = "model_submission"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    phase_id: Mapped[int] = mapped_column(ForeignKey("phase.id", ondelete="CASCADE"))
+    track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"))
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id", ondelete="SET NULL"), index=True)
+    original_name: Mapped[str] = mapped_column(String(255), default="")
+    stored_path: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    manifest: Mapped[dict[str, Any]]
+    device: Mapped[str] = mapped_column(String(16), default="cpu")  # what the job needs: cpu | cuda
+    state: Mapped[str] = mapped_column(String(16), default="queued")  # queued | running | finished | failed
+    error: Mapped[str | None] = mapped_column(Text)  # the team-facing message
+    log_tail: Mapped[str | None] = mapped_column(Text)  # the end of the model's output
+    job_id: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[dict[str, Any] | None]  # the worker that ran it: host, advertised device
+    scores: Mapped[dict[str, Any] | None]  # reproduced {"public": {...}, "private": {...}}
+    speed: Mapped[dict[str, Any] | None]  # the speed test: images/s, ms/image, memory, model size, hardware
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    team: Mapped[Team | None] = relationship()
+    phase: Mapped[Phase] = relationship()
+    track: Mapped[Track] = relationship()
+    submission: Mapped[Submission | None] = relationship()
+
+
+class FinalCheck(Base):
+    """The winner-verification checklist of one final submission: {item: {"checked", "by", "at"}}, ticked by
+    organizers, each tick audited."""
+
+    __tablename__ = "final_check"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id", ondelete="CASCADE"), unique=True)
+    items: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Standing(Base):

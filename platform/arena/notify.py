@@ -34,7 +34,7 @@ def send_mail(to: str, subject: str, body: str) -> bool:
     return True
 
 
-def submission_done(session: Session, sub: Submission) -> None:
+def submission_done(session: Session, sub: Submission, extra: str = "") -> None:
     """Tell every member of the submission's team that it finished or failed (the caller commits)."""
     if sub.team_id is None:
         return
@@ -42,6 +42,13 @@ def submission_done(session: Session, sub: Submission) -> None:
         text = f"Submission {sub.id} is scored: {sub.track.metric} {sub.public_score:.4f} on the public split"
     else:
         text = f"Submission {sub.id} failed: {sub.error}"
+    tell_team(session, sub, text + extra)
+
+
+def tell_team(session: Session, sub: Submission, text: str) -> None:
+    """Notify every member of the submission's team (in-app, and by mail when SMTP is configured)."""
+    if sub.team_id is None:
+        return
     members = session.scalars(select(Membership).where(Membership.team_id == sub.team_id))
     for member in members:
         session.add(Notification(user_id=member.user_id, message=text[:500], link=f"/submissions/{sub.id}"))

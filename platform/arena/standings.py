@@ -15,7 +15,7 @@ module keeps its result stored, team by team, in the same transaction as every c
 - Writes made with bulk statements bypass the hooks; their callers call `touch_submission` (the watchdog's
   running → failed) or change an ORM attribute of the same transaction that the hooks see (a team merge sets the
   merged team's `merged_into_id`, which notes both teams).
-- A label-version switch (a future issue) must call `refresh_track(session, track)` in its transaction.
+- A label-version switch (labels.activate) calls `refresh_track(session, track)` in its transaction.
 - `rebuild` recomputes everything (the `flask --app arena standings rebuild` command; after `db upgrade` of a
   database that already holds scores).
 
@@ -51,6 +51,8 @@ _SUBMISSION_FIELDS = (
     "scores",
     "disqualified_reason",
     "selected_final",
+    "final_auto",
+    "late",
     "team_id",
     "phase_id",
     "track_id",

@@ -5,6 +5,9 @@
     running -> queued            (the watchdog requeues a job whose worker stopped heart-beating)
     finished -> rescoring -> running   (labels replaced or an organizer asked for it)
     submitted -> failed          (it could not be enqueued)
+    running -> unscorable        (a rescore on new labels that the file no longer fits: not the team's fault)
+    unscorable | failed -> rescoring   (any later rescore takes them again)
+    unscorable -> finished       (labels switched back to a version it has scores for: restored, labels.py)
 
 Failed and cancelled submissions never count against a team's limits (see limits.py).
 """
@@ -18,7 +21,7 @@ from . import audit
 from .errors import IllegalTransition
 from .models import Submission, utcnow
 
-SUBMITTED, QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, RESCORING = (
+SUBMITTED, QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, RESCORING, UNSCORABLE = (
     "submitted",
     "queued",
     "running",
@@ -26,19 +29,23 @@ SUBMITTED, QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, RESCORING = (
     "failed",
     "cancelled",
     "rescoring",
+    "unscorable",
 )
-STATES = (SUBMITTED, QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, RESCORING)
+STATES = (SUBMITTED, QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, RESCORING, UNSCORABLE)
 TRANSITIONS: dict[str, frozenset[str]] = {
     SUBMITTED: frozenset({QUEUED, FAILED}),
     QUEUED: frozenset({RUNNING, CANCELLED, FAILED}),
-    RUNNING: frozenset({FINISHED, FAILED, QUEUED}),
+    RUNNING: frozenset({FINISHED, FAILED, QUEUED, UNSCORABLE}),
     FINISHED: frozenset({RESCORING}),
     RESCORING: frozenset({RUNNING, FAILED}),
-    FAILED: frozenset(),
+    FAILED: frozenset({RESCORING}),
     CANCELLED: frozenset(),
+    UNSCORABLE: frozenset({RESCORING, FINISHED}),
 }
-# states that count against the limits; the others (failed, cancelled) are refunded
-COUNTED = frozenset({SUBMITTED, QUEUED, RUNNING, FINISHED, RESCORING})
+RESCORABLE = frozenset({FINISHED, FAILED, UNSCORABLE})  # what an organizer's rescore may take
+# states that count against the limits; the others (failed, cancelled) are refunded. An unscorable submission was
+# a valid upload that the organizers' new labels no longer fit: it keeps counting.
+COUNTED = frozenset({SUBMITTED, QUEUED, RUNNING, FINISHED, RESCORING, UNSCORABLE})
 IN_FLIGHT = frozenset({SUBMITTED, QUEUED, RUNNING})
 CLAIMABLE = frozenset({QUEUED, RESCORING})  # a job may start from these
 

@@ -8,7 +8,8 @@ One sweep (safe to run from several processes at once: every change is a conditi
    submissions never count against the limits) and tells the team;
 2. a `submitted` submission older than WATCHDOG_GRACE_SECONDS (its upload was stored but Redis was down) and a
    `queued` or `rescoring` one whose RQ job is gone (Redis restarted without its data, the job was lost or failed)
-   are put on the queue again. A job that runs twice scores once (`states.claim`), so a duplicate costs nothing.
+   are put on the queue again. A job that runs twice scores once (`states.claim`), so a duplicate costs nothing;
+3. a phase that closed by time gets its teams' automatic final choices recorded (phases.record_ended_phases).
 
 RQ's own cleanup runs first (`StartedJobRegistry.cleanup`: jobs whose worker heartbeat expired move to the failed
 registry). The sweep runs in a thread of every `arena worker` (`start_thread`) and as `arena watchdog --every N`.
@@ -25,7 +26,7 @@ from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import audit, metrics, notify, orphans, standings, states
+from . import audit, metrics, notify, orphans, phases, standings, states
 from .db import new_session
 from .models import Submission, utcnow
 
@@ -188,11 +189,34 @@ def sweep(session: Session, now: dt.datetime | None = None) -> Sweep:
                 )
                 enqueued += _enqueue(session, sub)
     orphans.maybe_remove(session, config)  # upload files whose row never came (at most every 10 min)
+    phases.record_ended_phases(session, now)  # the automatic finals of a phase that closed by time
     result = Sweep(requeued=requeued, failed=failed, enqueued=enqueued, redis_ok=conn is not None)
     if requeued or failed or enqueued:
         log.info("watchdog: %s", result.as_dict())
     metrics.count_watchdog(result)
     return result
+
+
+# Held by the watchdog thread for the whole of each sweep, and taken by `hold_sweeps_across_forks`' hook before
+# every fork of this process. A forking worker forks its work-horse from the main thread while the watchdog thread
+# runs; a fork in the middle of a sweep copies whatever locks that thread held (stderr's buffer lock while it logs,
+# a connection pool's lock) into the child, already taken, forever: the horse hangs at its first log line (seen
+# once in eight fresh CI runs: the job never left "running"). Forking only between sweeps removes that window.
+SWEEP_LOCK = threading.Lock()
+_FORK_HOOK_REGISTERED = False
+
+
+def hold_sweeps_across_forks() -> None:
+    """Make every later os.fork() of this process wait for a running sweep to end, and hold the next one until the
+    fork is done (the child starts with the lock released). Idempotent."""
+    import os
+
+    global _FORK_HOOK_REGISTERED
+    if not _FORK_HOOK_REGISTERED:
+        os.register_at_fork(
+            before=SWEEP_LOCK.acquire, after_in_parent=SWEEP_LOCK.release, after_in_child=SWEEP_LOCK.release
+        )
+        _FORK_HOOK_REGISTERED = True
 
 
 def start_thread(app: Flask, every: float) -> threading.Thread:
@@ -201,7 +225,7 @@ def start_thread(app: Flask, every: float) -> threading.Thread:
 
     def _loop():
         while not stop.wait(every):
-            with app.app_context():
+            with SWEEP_LOCK, app.app_context():
                 session = new_session()
                 try:
                     sweep(session)
@@ -233,6 +257,7 @@ def run_worker(app: Flask, *, burst: bool = False, watchdog_every: float = 30.0,
     engine = app.extensions["arena.engine"]
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     if watchdog_every > 0 and not burst:
+        hold_sweeps_across_forks()
         start_thread(app, watchdog_every)
     worker_class = SimpleWorker if simple else ScoringWorker  # it parses hidden labels once per process
     wait = 1.0

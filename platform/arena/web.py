@@ -11,7 +11,7 @@ from markupsafe import Markup
 from pydantic import Field, field_validator
 from sqlalchemy import select
 
-from . import contract, svg
+from . import contract, phases, svg
 from .auth import current_user, log_in, log_out, login_required
 from .boards import board_for, conditional_page, csv_response, json_board
 from .contract import Credentials, FormId, Model
@@ -197,9 +197,12 @@ def challenge(slug: str):
     user = current_user()
     team = teams.user_team(get_session(), user, challenge)
     subs = submissions.team_submissions(get_session(), user, challenge) if team else []
+    now = utcnow()
     return render_template(
         "challenge.html",
         challenge=challenge,
+        phase_states={p.id: p.state(now) for p in challenge.phases},
+        upload_phases=[p for p in challenge.phases if phases.accepts_uploads(p, now)],
         team=team,
         submissions=subs,
         members=teams.members(get_session(), team) if team else [],
@@ -283,7 +286,14 @@ def submission(submission_id: int):
             plot = svg.pr_curve(sub.curve["recall"], sub.curve["precision"])
         elif "cmc" in sub.curve:
             plot = svg.cmc_curve(sub.curve["cmc"])
-    return render_template("submission.html", sub=sub, plot=plot)
+    now = utcnow()
+    return render_template(
+        "submission.html",
+        sub=sub,
+        plot=plot,
+        phase_state=sub.phase.state(now),
+        picks_open=phases.picks_open(sub.phase, now) and not sub.late and not sub.disqualified_reason,
+    )
 
 
 @bp.get("/submissions/<int:submission_id>/status")
@@ -344,6 +354,7 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
         split=split,
         my_team=team,
         history=history,
+        phase_state=phase.state(utcnow()),
         private_visible=phase.private_visible(utcnow()),
     )
     return conditional_page(board, html, current_user(), team, phase.private_visible(utcnow()))
@@ -353,11 +364,11 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
 def leaderboard_export(slug: str, phase_slug: str, track_slug: str, fmt: str):
     split = request.args.get("split", "public")
     try:
-        _phase, _track, board = board_for(slug, phase_slug, track_slug, split)
+        phase, _track, board = board_for(slug, phase_slug, track_slug, split)
     except ArenaError as exc:
         return jsonify(exc.to_dict()), exc.status
     if fmt == "csv":
         return csv_response(board, f"{slug}-{phase_slug}-{track_slug}-{split}.csv")
     if fmt == "json":
-        return json_board(board)
+        return json_board(board, phase.state(utcnow()))
     abort(404)

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Annotated, Literal
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from pydantic import Field
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from pydantic import BeforeValidator, Field
 from sqlalchemy import select
 
-from . import contract
+from . import contract, integrity, labels, states
 from . import queue as arena_queue
 from .auth import current_user
 from .contract import FormId, Model, parse_time
 from .db import get_session
 from .errors import ArenaError, Invalid
-from .models import AuditEvent, Challenge, Phase, Submission, Team, Track, utcnow
+from .models import AuditEvent, Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
 from .services import admin
 from .services.challenges import load_bundle
+
+FORMATS = ("html", "json", "csv")
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -70,7 +72,18 @@ def challenge(slug: str):
         .order_by(Submission.id.desc())
         .limit(200)
     ).all()
-    return render_template("admin/challenge.html", challenge=challenge, teams=teams, submissions=subs)
+    return render_template(
+        "admin/challenge.html",
+        challenge=challenge,
+        teams=teams,
+        submissions=subs,
+        versions={t.id: labels.versions(db, t) for t in challenge.tracks},
+        active={t.id: labels.active_version_ids(t) for t in challenge.tracks},
+        rescorable=sorted(states.RESCORABLE),
+    )
+
+
+OptionalId = Annotated[FormId | None, BeforeValidator(lambda v: None if v == "" else v)]  # "" in a form: none
 
 
 class ActionForm(Model):
@@ -92,6 +105,8 @@ class ActionForm(Model):
     track: str = ""
     name: str = Field("", max_length=200)
     note: str = Field("", max_length=500)
+    state: Literal[("", *sorted(states.RESCORABLE))] = ""  # type: ignore[valid-type]  # rescore: "" is all
+    rescore_team: OptionalId = None
 
 
 @bp.post("/c/<slug>/action")
@@ -114,10 +129,23 @@ def action(slug: str):
             track = admin.get_or_404(db, Track, form.track_id)
             if upload is None or not upload.filename:
                 raise Invalid("choose a label file", field="file")
-            admin.store_labels(db, track, form.kind, upload.stream, actor_id=actor.id)
+            version = admin.store_labels(
+                db, track, form.kind, upload.stream, actor_id=actor.id, filename=upload.filename
+            )
+            db.refresh(track)
+            if version.id not in labels.active_version_ids(track):
+                flash(f"Stored as {version.kind} version {version.version}: review its changes and confirm.", "info")
+                return redirect(url_for("admin.label_version", version_id=version.id))
         elif form.what == "rescore":
             track = admin.get_or_404(db, Track, form.track_id)
-            count = admin.rescore_track(db, track, actor.id, form.reason or "rescore requested")
+            count = admin.rescore_track(
+                db,
+                track,
+                actor.id,
+                form.reason or "rescore requested",
+                states_=(form.state,) if form.state else None,
+                team_id=form.rescore_team,
+            )
             flash(f"{count} submissions are being rescored.", "info")
         elif form.what == "team":
             team = admin.get_or_404(db, Team, form.team_id)
@@ -135,6 +163,64 @@ def action(slug: str):
     except ArenaError as exc:
         flash(exc.message, "error")
     return redirect(url_for("admin.challenge", slug=slug))
+
+
+class ReasonForm(Model):
+    reason: str | None = Field(None, max_length=500)
+
+
+class FlagForm(ReasonForm):
+    flag_id: FormId
+    action: Literal["dismiss", "disqualify"]
+    submission_id: OptionalId = None  # disqualify: which of the two (default: the later one)
+
+
+@bp.route("/labels/<int:version_id>", methods=["GET", "POST"])
+@organizer_required
+def label_version(version_id: int):
+    """A label version's diff against the active one, and the confirmation that activates it."""
+    db = get_session()
+    version = db.get(LabelVersion, version_id)
+    if version is None:
+        abort(404)
+    track = db.get(Track, version.track_id)
+    if request.method == "POST":
+        try:
+            result = admin.activate_labels(db, current_user(), version, contract.form(ReasonForm).reason)
+            flash(
+                f"{version.kind} version {version.version} is active: {result['restored']} submissions restored "
+                f"from their kept scores, {result['rescoring']} being rescored.",
+                "info",
+            )
+            return redirect(url_for("admin.challenge", slug=track.challenge.slug))
+        except ArenaError as exc:
+            flash(exc.message, "error")
+    try:
+        diff = labels.diff(db, version)
+    except ArenaError as exc:
+        diff = None
+        flash(exc.message, "error")
+    return render_template("admin/labels.html", version=version, track=track, diff=diff)
+
+
+@bp.route("/c/<slug>/flags", methods=["GET", "POST"])
+@organizer_required
+def flags(slug: str):
+    """The integrity queue: open flags with their evidence, dismiss or disqualify with a reason."""
+    challenge = _challenge(slug)
+    db = get_session()
+    if request.method == "POST":
+        form = contract.form(FlagForm)
+        try:
+            flag = admin.get_or_404(db, IntegrityFlag, form.flag_id)
+            integrity.resolve(db, current_user(), flag, form.action, form.reason, form.submission_id)
+            flash(f"Flag {flag.id} is {flag.status}.", "info")
+        except ArenaError as exc:
+            flash(exc.message, "error")
+        return redirect(url_for("admin.flags", slug=slug))
+    status = request.args.get("status", "open")
+    rows = [integrity.view(f) for f in integrity.queue(db, challenge.id, None if status == "all" else status)]
+    return render_template("admin/flags.html", challenge=challenge, flags=rows, status=status)
 
 
 @bp.get("/audit")
@@ -168,3 +254,45 @@ def queue_page():
     except Exception as exc:  # Redis down: the page still shows the database's view
         info["error"] = f"the queue cannot be reached: {exc}"
     return render_template("admin/queue.html", by_state=by_state, info=info, now=utcnow())
+
+
+@bp.route("/c/<slug>/<phase_slug>/<track_slug>/final", methods=["GET", "POST"])
+@bp.get("/c/<slug>/<phase_slug>/<track_slug>/final.<fmt>")
+@organizer_required
+def final_stage(slug: str, phase_slug: str, track_slug: str, fmt: str = "html"):
+    """The final stage (arena/sandbox): each final submission beside its reproduced score, the verdict, the speed
+    test and the winner-verification checklist (POST ticks one item, audited); .json and .csv: the export."""
+    from .sandbox import service as final
+
+    challenge, db = _challenge(slug), get_session()
+    if request.method == "POST":
+        try:
+            tick = contract.form(final.TickForm)
+            final.tick(db, current_user(), tick.submission_id, tick.item, tick.checked)
+            flash(f"Checklist of submission {tick.submission_id} updated.", "info")
+        except ArenaError as exc:
+            flash(exc.message, "error")
+        return redirect(url_for("admin.final_stage", slug=slug, phase_slug=phase_slug, track_slug=track_slug))
+    if fmt not in FORMATS:
+        abort(404)
+    try:
+        rows = final.final_report(db, challenge, phase_slug, track_slug)
+    except ArenaError:
+        abort(404)
+    if fmt == "json":
+        return jsonify({"challenge": slug, "phase": phase_slug, "track": track_slug, "finals": rows})
+    if fmt == "csv":
+        name = f"{slug}-{phase_slug}-{track_slug}-final.csv"
+        headers = {"Content-Disposition": f"attachment; filename={name}"}
+        return Response(final.final_csv(rows), mimetype="text/csv", headers=headers)
+    runs = {row["submission_id"]: final.model_runs(db, row["submission_id"]) for row in rows}
+    subs = {s.id: s for s in db.scalars(select(Submission).where(Submission.id.in_(list(runs))))}
+    return render_template(
+        "admin/final.html",
+        challenge=challenge,
+        phase_slug=phase_slug,
+        track_slug=track_slug,
+        rows=rows,
+        runs=runs,
+        subs=subs,
+    )

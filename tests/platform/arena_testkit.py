@@ -114,6 +114,29 @@ def load_challenge(db, data: Data, team_size=3, per_day=5, total=10, in_flight=2
     return load_bundle(db, text, data.folder)
 
 
+def finished_submission(db, team, phase, track, public, private, minute, **kw):
+    """A finished submission row with these ap50 scores, made `minute` minutes into 2024 (team None: a baseline)."""
+    import datetime as dt
+
+    from arena import states
+    from arena.models import Submission
+
+    sub = Submission(
+        team_id=team.id if team else None,
+        phase_id=phase.id,
+        track_id=track.id,
+        state=states.FINISHED,
+        public_score=public,
+        private_score=private,
+        scores={"public": {"ap50": public}, "private": {"ap50": private}},
+        created_at=dt.datetime(2024, 1, 1, 0, minute),
+        **kw,
+    )
+    db.add(sub)
+    db.commit()
+    return sub
+
+
 def make_user(db, email: str, *, verified: bool = True, organizer: bool = False) -> User:
     from arena.services import accounts
 

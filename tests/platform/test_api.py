@@ -156,7 +156,7 @@ def test_a_closed_phase_refuses_uploads(client, db, data, challenge, team_user):
     challenge.phases[0].closed = True
     db.commit()
     response = upload(client, headers, data.detection_csv())
-    assert response.status_code == 403 and "not open" in response.get_json()["message"]
+    assert response.status_code == 403 and "is closed" in response.get_json()["message"]
 
 
 def test_the_openapi_document_lists_every_api_route(app, client):

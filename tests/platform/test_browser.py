@@ -1,5 +1,7 @@
-"""A participant in real headless Chromium (Debian's, driven by Playwright): register, verify, make a team, upload,
-watch the live status turn to finished, find the team on the leaderboard. Screenshots go to ARENA_SCREENSHOT_DIR
+"""A contest's whole life in real headless Chromium (Debian's, driven by Playwright): a participant registers,
+verifies, makes a team, uploads, watches the live status turn to finished and finds the team on the leaderboard;
+the organizer closes the phase; the participant sees it closed, with no upload form and the private board still
+hidden; the organizer reveals it; the final standings are exported. Screenshots go to ARENA_SCREENSHOT_DIR
 (default: the test's tmp folder)."""
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def browser():
         browser.close()
 
 
-def test_register_team_upload_scored_and_on_the_leaderboard(
+def test_a_contest_from_registration_to_the_exported_final_standings(
     app, engine, live_server, browser, db, data, challenge, tmp_path
 ):
     if engine.dialect.name != "sqlite":
@@ -84,4 +86,45 @@ def test_register_team_upload_scored_and_on_the_leaderboard(
     rows = page.inner_text("#board")
     assert "Team Chromium" in rows
     page.screenshot(path=str(shots / "3-leaderboard.png"), full_page=True)
-    assert all((shots / name).stat().st_size > 1000 for name in ("1-team.png", "2-scored.png", "3-leaderboard.png"))
+
+    from arena_testkit import make_user
+
+    organizer = make_user(db, "organizer@example.com", organizer=True)
+    admin = browser.new_page(viewport={"width": 1300, "height": 900})
+    admin.goto(f"{live_server}/login")
+    admin.fill("input[name=email]", organizer.email)
+    admin.fill("input[name=password]", PASSWORD)
+    admin.click("button:has-text('Log in')")
+    admin.goto(f"{live_server}/admin/c/tiny")
+    admin.check("input[name=closed]")
+    admin.fill("form:has(input[name=closed]) input[name=reason]", "the deadline")
+    admin.click("button:has-text('Save')")
+    assert "Done." in admin.content() and admin.inner_text("span.phase-state") == "closed"
+
+    page.goto(f"{live_server}/c/tiny")
+    assert page.inner_text("strong.phase-state") == "closed"
+    assert page.query_selector("#upload-form") is None and "No phase takes submissions now" in page.content()
+    page.screenshot(path=str(shots / "4-closed.png"), full_page=True)
+    page.goto(f"{live_server}/c/tiny/dev/detection/leaderboard")
+    assert "hidden until the organizers reveal it" in page.content()
+    page.goto(f"{live_server}/c/tiny/dev/detection/leaderboard?split=private")
+    assert "private leaderboard is hidden" in page.content()  # sent back to the challenge with the reason
+    private_csv = f"{live_server}/c/tiny/dev/detection/leaderboard.csv?split=private"
+    assert page.request.get(private_csv).status == 403
+    page.screenshot(path=str(shots / "5-private-hidden.png"), full_page=True)
+
+    admin.check("input[name=private_revealed]")
+    admin.fill("form:has(input[name=closed]) input[name=reason]", "top teams verified")
+    admin.click("button:has-text('Save')")
+    assert admin.inner_text("span.phase-state") == "revealed"
+    admin.screenshot(path=str(shots / "6-organizer.png"), full_page=True)
+
+    page.goto(f"{live_server}/c/tiny/dev/detection/leaderboard?split=private")
+    assert page.inner_text("#phase-state") == "revealed" and "Team Chromium" in page.inner_text("#board")
+    page.screenshot(path=str(shots / "7-private-revealed.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("a:has-text('CSV')")
+    standings = Path(download.value.path()).read_text().splitlines()
+    assert standings[0].startswith("rank,name") and standings[1].startswith("1,Team Chromium,0,")
+    names = ("1-team", "2-scored", "3-leaderboard", "4-closed", "5-private-hidden", "6-organizer", "7-private-revealed")
+    assert all((shots / f"{name}.png").stat().st_size > 1000 for name in names)

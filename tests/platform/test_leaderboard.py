@@ -1,35 +1,16 @@
-"""Leaderboards: best (or latest) per team, ties to the earlier submission, baselines marked, private hidden until
-the phase ends, final picks, exports, rank history."""
+"""Leaderboards: best (or latest) per team, ties to the earlier submission, baselines marked, final picks, exports,
+rank history (the private board's visibility: test_phases.py)."""
 
 from __future__ import annotations
-
-import datetime as dt
 
 import pytest
 from arena import states
 from arena.leaderboard import leaderboard
-from arena.models import Submission, Team
+from arena.models import Team
 from arena.services import teams
-from arena_testkit import make_user, run_worker, token_for, upload
+from arena_testkit import finished_submission, make_user, run_worker, token_for, upload
 
 pytestmark = pytest.mark.redis
-
-
-def _finished(db, team, phase, track, public, private, minute, **kw) -> Submission:
-    sub = Submission(
-        team_id=team.id if team else None,
-        phase_id=phase.id,
-        track_id=track.id,
-        state=states.FINISHED,
-        public_score=public,
-        private_score=private,
-        scores={"public": {"ap50": public}, "private": {"ap50": private}},
-        created_at=dt.datetime(2024, 1, 1, 0, minute),
-        **kw,
-    )
-    db.add(sub)
-    db.commit()
-    return sub
 
 
 @pytest.fixture
@@ -41,10 +22,10 @@ def board_setup(db, challenge):
 
 def test_best_submission_per_team_with_ties_to_the_earlier_one(db, board_setup):
     _c, phase, track, (a, b, c) = board_setup
-    _finished(db, a, phase, track, 0.5, 0.5, 1)
-    best_a = _finished(db, a, phase, track, 0.8, 0.1, 2)
-    _finished(db, b, phase, track, 0.8, 0.9, 3)  # same score, later: ranked after a
-    _finished(db, c, phase, track, 0.9, 0.2, 4)
+    finished_submission(db, a, phase, track, 0.5, 0.5, 1)
+    best_a = finished_submission(db, a, phase, track, 0.8, 0.1, 2)
+    finished_submission(db, b, phase, track, 0.8, 0.9, 3)  # same score, later: ranked after a
+    finished_submission(db, c, phase, track, 0.9, 0.2, 4)
     rows = leaderboard(db, phase, track, "public").rows
     assert [(r.rank, r.name) for r in rows] == [(1, "Team 2"), (2, "Team 0"), (3, "Team 1")]
     assert rows[1].submission_id == best_a.id
@@ -54,8 +35,8 @@ def test_latest_ranking_takes_each_teams_newest_submission(db, board_setup):
     _c, phase, track, (a, *_rest) = board_setup
     phase.ranking = "latest"
     db.commit()
-    _finished(db, a, phase, track, 0.9, 0.9, 1)
-    newest = _finished(db, a, phase, track, 0.3, 0.3, 2)
+    finished_submission(db, a, phase, track, 0.9, 0.9, 1)
+    newest = finished_submission(db, a, phase, track, 0.3, 0.3, 2)
     (row,) = leaderboard(db, phase, track, "public").rows
     assert row.submission_id == newest.id
 
@@ -63,7 +44,7 @@ def test_latest_ranking_takes_each_teams_newest_submission(db, board_setup):
 @pytest.mark.parametrize("excluded", ["failed", "disqualified", "hidden", "banned"])
 def test_failed_disqualified_hidden_and_banned_are_not_on_the_board(db, board_setup, excluded):
     _c, phase, track, (a, *_rest) = board_setup
-    sub = _finished(db, a, phase, track, 0.9, 0.9, 1)
+    sub = finished_submission(db, a, phase, track, 0.9, 0.9, 1)
     if excluded == "failed":
         sub.state = states.FAILED
     elif excluded == "disqualified":
@@ -78,9 +59,9 @@ def test_failed_disqualified_hidden_and_banned_are_not_on_the_board(db, board_se
 
 def test_baselines_are_marked_rows_that_take_no_rank(db, board_setup):
     _c, phase, track, (a, b, _c2) = board_setup
-    _finished(db, a, phase, track, 0.9, 0.9, 1)
-    _finished(db, None, phase, track, 0.7, 0.7, 2, is_baseline=True, baseline_name="ArcFace R50")
-    _finished(db, b, phase, track, 0.5, 0.5, 3)
+    finished_submission(db, a, phase, track, 0.9, 0.9, 1)
+    finished_submission(db, None, phase, track, 0.7, 0.7, 2, is_baseline=True, baseline_name="ArcFace R50")
+    finished_submission(db, b, phase, track, 0.5, 0.5, 3)
     rows = leaderboard(db, phase, track, "public").rows
     assert [(r.rank, r.name, r.is_baseline) for r in rows] == [
         (1, "Team 0", False),
@@ -93,35 +74,19 @@ def test_private_board_uses_the_picked_finals_else_the_best_public_ones(db, boar
     _c, phase, track, (a, b, _c2) = board_setup
     phase.final_count = 1
     db.commit()
-    _finished(db, a, phase, track, 0.9, 0.1, 1)  # best public of a: its default final
-    _finished(db, a, phase, track, 0.5, 0.95, 2)  # better private, but not picked
-    _finished(db, b, phase, track, 0.6, 0.3, 3)
-    picked = _finished(db, b, phase, track, 0.4, 0.8, 4, selected_final=True)
+    finished_submission(db, a, phase, track, 0.9, 0.1, 1)  # best public of a: its default final
+    finished_submission(db, a, phase, track, 0.5, 0.95, 2)  # better private, but not picked
+    finished_submission(db, b, phase, track, 0.6, 0.3, 3)
+    picked = finished_submission(db, b, phase, track, 0.4, 0.8, 4, selected_final=True)
     rows = leaderboard(db, phase, track, "private").rows
     assert [(r.name, r.score) for r in rows] == [("Team 1", 0.8), ("Team 0", 0.1)]
     assert rows[0].submission_id == picked.id
 
 
-def test_private_split_is_hidden_until_the_phase_ends_or_is_revealed(client, db, board_setup):
-    _c, phase, track, (a, *_rest) = board_setup
-    _finished(db, a, phase, track, 0.9, 0.9, 1)
-    url = "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard?split=private"
-    hidden = client.get(url)
-    assert hidden.status_code == 403 and "hidden" in hidden.get_json()["message"]
-    assert client.get("/c/tiny/dev/detection/leaderboard.csv?split=private").status_code == 403
-    phase.private_revealed = True
-    db.commit()
-    assert client.get(url).get_json()["rows"][0]["score"] == 0.9
-    phase.private_revealed, phase.ends_at = False, dt.datetime(2001, 1, 1)
-    phase.starts_at = dt.datetime(2000, 1, 1)
-    db.commit()
-    assert client.get(url).status_code == 200
-
-
 def test_csv_and_json_exports(client, db, board_setup):
     _c, phase, track, (a, b, _c2) = board_setup
-    _finished(db, a, phase, track, 0.9, 0.9, 1)
-    _finished(db, None, phase, track, 0.7, 0.7, 2, is_baseline=True, baseline_name="Baseline one")
+    finished_submission(db, a, phase, track, 0.9, 0.9, 1)
+    finished_submission(db, None, phase, track, 0.7, 0.7, 2, is_baseline=True, baseline_name="Baseline one")
     text = client.get("/c/tiny/dev/detection/leaderboard.csv").get_data(as_text=True)
     lines = text.strip().splitlines()
     assert lines[0] == "rank,name,baseline,ap50,submission_id,submitted_at"
@@ -154,7 +119,7 @@ def test_a_hidden_team_has_no_public_history(client, db, board_setup):
 def test_final_picks_are_capped(client, db, board_setup, team_user):
     _c, phase, track, _teams = board_setup
     _user, headers, team = team_user
-    ids = [_finished(db, team, phase, track, 0.1 * i, 0.1, i).id for i in range(1, 4)]
+    ids = [finished_submission(db, team, phase, track, 0.1 * i, 0.1, i).id for i in range(1, 4)]
     for sub_id in ids[:2]:
         assert client.post(f"/api/v1/submissions/{sub_id}/final", headers=headers, json={}).status_code == 200
     third = client.post(f"/api/v1/submissions/{ids[2]}/final", headers=headers, json={})
@@ -165,17 +130,17 @@ def test_a_stored_board_is_reused_until_it_changes_and_never_stale(db, board_set
     from arena.standings import stored_leaderboard
 
     _c, phase, track, (a, b, _c2) = board_setup
-    _finished(db, a, phase, track, 0.5, 0.5, 1)
+    finished_submission(db, a, phase, track, 0.5, 0.5, 1)
     first = stored_leaderboard(db, phase, track, "public")
     assert stored_leaderboard(db, phase, track, "public") is first, "one version, one Board (renderings memoised)"
-    _finished(db, b, phase, track, 0.9, 0.9, 2)
+    finished_submission(db, b, phase, track, 0.9, 0.9, 2)
     assert [r.name for r in stored_leaderboard(db, phase, track, "public").rows] == ["Team 1", "Team 0"]
 
 
 def test_final_picks_close_when_the_phase_ends(client, db, board_setup, team_user):
     _c, phase, track, _teams = board_setup
     _user, headers, team = team_user
-    sub = _finished(db, team, phase, track, 0.5, 0.5, 1)
+    sub = finished_submission(db, team, phase, track, 0.5, 0.5, 1)
     phase.closed = True
     db.commit()
     response = client.post(f"/api/v1/submissions/{sub.id}/final", headers=headers, json={})
@@ -185,9 +150,9 @@ def test_final_picks_close_when_the_phase_ends(client, db, board_setup, team_use
 @pytest.mark.parametrize("state", [states.RESCORING, states.QUEUED, states.RUNNING])
 def test_a_submission_being_rescored_keeps_its_row(db, board_setup, state):
     _c, phase, track, (a, *_rest) = board_setup
-    sub = _finished(db, a, phase, track, 0.7, 0.7, 1)
+    sub = finished_submission(db, a, phase, track, 0.7, 0.7, 1)
     sub.state = state
-    fresh = _finished(db, a, phase, track, None, None, 2)
+    fresh = finished_submission(db, a, phase, track, None, None, 2)
     fresh.state = state  # a first run has no score yet: not on the board
     db.commit()
     rows = leaderboard(db, phase, track, "public").rows
@@ -199,7 +164,7 @@ def test_a_cached_board_is_rendered_once_and_the_page_still_marks_my_team(client
 
     _c, phase, track, (a, *_rest) = board_setup
     _user, headers, team = team_user
-    _finished(db, team, phase, track, 0.5, 0.5, 1)
+    finished_submission(db, team, phase, track, 0.5, 0.5, 1)
     board = lb.leaderboard(db, phase, track, "public")
     calls = []
     assert lb.memo(board, "x", lambda: calls.append(1) or "body") == lb.memo(board, "x", lambda: calls.append(1))
@@ -211,7 +176,7 @@ def test_a_cached_board_is_rendered_once_and_the_page_still_marks_my_team(client
 
 def test_the_board_api_and_page_answer_304_until_the_board_changes(client, db, board_setup, team_user):
     _c, phase, track, (a, b, _c2) = board_setup
-    _finished(db, a, phase, track, 0.5, 0.5, 1)
+    finished_submission(db, a, phase, track, 0.5, 0.5, 1)
     api = "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard"
     first = client.get(api)
     etag = first.headers["ETag"]
@@ -228,7 +193,7 @@ def test_the_board_api_and_page_answer_304_until_the_board_changes(client, db, b
     client.post("/login", data={"email": "alice@example.com", "password": "correct horse battery"})
     mine = client.get("/c/tiny/dev/detection/leaderboard", headers={"If-None-Match": page.headers["ETag"]})
     assert mine.status_code == 200, "a signed-in viewer sees their team marked: another page, another tag"
-    _finished(db, b, phase, track, 0.9, 0.9, 2)
+    finished_submission(db, b, phase, track, 0.9, 0.9, 2)
     changed = client.get(api, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
     assert [r["name"] for r in changed.get_json()["rows"]] == ["Team 1", "Team 0"]
@@ -254,7 +219,7 @@ def test_a_large_board_is_sent_gzip_compressed_to_a_client_that_accepts_it(clien
     monkeypatch.setattr(boards, "GZIP_MIN_BYTES", 10)  # three rows stand for the 5,000 of a real board
     _c, phase, track, teams_ = board_setup
     for minute, team in enumerate(teams_):
-        _finished(db, team, phase, track, 0.1 * (minute + 1), 0.5, minute)
+        finished_submission(db, team, phase, track, 0.1 * (minute + 1), 0.5, minute)
     api = "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard"
     plain = client.get(api)
     packed = client.get(api, headers={"Accept-Encoding": "gzip, deflate"})

@@ -117,7 +117,8 @@ def test_a_job_is_enqueued_by_dotted_name_with_the_id_only(app, client, data, te
     assert job.args == (sub_id,) and job.kwargs == {}
 
 
-def test_replacing_the_labels_rescores_every_finished_submission(app, client, db, data, team_user, challenge):
+def test_activating_new_labels_rescores_every_finished_submission(app, client, db, data, team_user, challenge):
+    from arena import labels
     from arena.services.admin import store_labels
 
     _user, headers, _team = team_user
@@ -130,7 +131,9 @@ def test_replacing_the_labels_rescores_every_finished_submission(app, client, db
     formats.write_detection_labels(data.folder / "hidden" / "gt2.csv", data.det_names, data.det_index, shifted)
     track = next(t for t in challenge.tracks if t.kind == "detection")
     with open(data.folder / "hidden" / "gt2.csv", "rb") as stream:
-        store_labels(db, track, "detection_gt", stream)
+        version = store_labels(db, track, "detection_gt", stream)
+    assert _sub(db, sub_id).state == "finished"  # a new version waits for the organizer (test_label_versions.py)
+    labels.activate(db, version, reason="test")
     assert _sub(db, sub_id).state == "rescoring"
     run_worker(app)
     sub = _sub(db, sub_id)

@@ -55,7 +55,7 @@ def _build(app, client, db, data) -> World:
     headers = {"anonymous": {}, "member": token_for(db, alice), "other": token_for(db, bob)}
     headers["organizer"] = token_for(db, organizer)
     sub_id = upload(client, headers["member"], data.detection_csv()).get_json()["id"]
-    from arena.models import ApiToken
+    from arena.models import ApiToken, LabelVersion
 
     ids = {
         "team": alpha.id,
@@ -64,8 +64,31 @@ def _build(app, client, db, data) -> World:
         "phase": db.query(Phase).one().id,
         "track": db.query(Track).filter(Track.slug == "detection").one().id,
         "token": db.query(ApiToken).filter(ApiToken.user_id == alice.id).one().id,
+        "label": db.query(LabelVersion).filter(LabelVersion.kind == "detection_gt").one().id,
+        "model": _model_run(db, alpha, alice, sub_id),
     }
     return World(headers, ids, beta.invite_code)
+
+
+def _model_run(db, team, user, sub_id: int) -> int:
+    """A model run of Alpha's submission (the final stage), as the upload leaves it: queued."""
+    from arena.models import ModelSubmission
+
+    sub = db.get(Submission, sub_id)
+    model = ModelSubmission(
+        team_id=team.id,
+        user_id=user.id,
+        phase_id=sub.phase_id,
+        track_id=sub.track_id,
+        submission_id=sub.id,
+        stored_path="models/none.upload",
+        sha256="0" * 64,
+        size=1,
+        manifest={},
+    )
+    db.add(model)
+    db.commit()
+    return model.id
 
 
 def _file(content: bytes = b"x\n", name: str = "f.csv"):
@@ -75,6 +98,21 @@ def _file(content: bytes = b"x\n", name: str = "f.csv"):
 # name: (method, path, body maker or None, {role: expected status})
 # A body maker takes (world, data) and returns request kwargs.
 ENDPOINTS = {
+    "submit-model": (  # the tiny challenge's phase takes no models: refused before the archive is read
+        "post",
+        "/api/v1/challenges/tiny/models",
+        lambda w, d, role: {
+            "data": {"phase": "dev", "track": "detection", "submission_id": str(w.ids["sub"]), "file": _file()},
+            "content_type": "multipart/form-data",
+        },
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 403},
+    ),
+    "get-model": (
+        "get",
+        "/api/v1/models/{model}",
+        None,
+        {"anonymous": 401, "other": 404, "member": 200, "organizer": 200},
+    ),
     "openapi": ("get", "/api/v1/openapi.json", None, dict.fromkeys(ROLES, 200)),
     "register": (
         "post",
@@ -196,6 +234,30 @@ ENDPOINTS = {
         lambda w, d, role: {"data": {"kind": "detection_gt"}, "content_type": "multipart/form-data"},
         {"anonymous": 401, "other": 403, "member": 403, "organizer": 400},
     ),
+    "admin-label-versions": (
+        "get",
+        "/api/v1/admin/tracks/{track}/labels",
+        None,
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "admin-label-dry-run": (
+        "post",
+        "/api/v1/admin/labels/{label}/activate",
+        lambda w, d, role: {"json": {"dry_run": True}},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "admin-flags": (
+        "get",
+        "/api/v1/admin/challenges/tiny/flags",
+        None,
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+    ),
+    "admin-resolve-flag": (  # no such flag: the organizer check comes first, then the 404
+        "post",
+        "/api/v1/admin/flags/999999/dismiss",
+        lambda w, d, role: {"json": {"reason": "matrix"}},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 404},
+    ),
     "admin-rescore": (
         "post",
         "/api/v1/admin/tracks/{track}/rescore",
@@ -285,9 +347,23 @@ def test_the_matrix_covers_every_api_route(app):
         template = path.split("?")[0]
         for route_method, rule in routes:
             pattern = rule
-            for converter in ("<int:team_id>", "<int:user_id>", "<int:submission_id>", "<int:phase_id>"):
+            for converter in (
+                "<int:team_id>",
+                "<int:user_id>",
+                "<int:submission_id>",
+                "<int:phase_id>",
+                "<int:model_id>",
+            ):
                 pattern = pattern.replace(converter, "{}")
-            for converter in ("<int:track_id>", "<int:token_id>", "<slug>", "<phase_slug>", "<track_slug>"):
+            for converter in (
+                "<int:track_id>",
+                "<int:token_id>",
+                "<int:version_id>",
+                "<int:flag_id>",
+                "<slug>",
+                "<phase_slug>",
+                "<track_slug>",
+            ):
                 pattern = pattern.replace(converter, "{}")
             pattern = pattern.replace("<action>", "{}")
             import re
@@ -313,6 +389,9 @@ PATH_VALUES = {
     "phase_id": lambda w: w.ids["phase"],
     "track_id": lambda w: w.ids["track"],
     "token_id": lambda w: w.ids["token"],
+    "version_id": lambda w: w.ids["label"],
+    "flag_id": lambda w: 999999,  # no flag in the world: the role is checked before the lookup
+    "model_id": lambda w: w.ids["model"],
 }
 
 

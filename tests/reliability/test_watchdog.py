@@ -5,6 +5,7 @@ queue lost is enqueued again; nothing stays `running` forever."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from arena import limits, states, watchdog
@@ -207,3 +208,35 @@ def test_a_heartbeat_that_fails_once_keeps_beating(app, client, db, data, team, 
             return beat is not None
 
         wait_for(_beaten, 20, "a heartbeat after two failed ones")
+
+
+def test_a_fork_waits_for_a_running_sweep_to_end():
+    """The forking worker forks its work-horse while the watchdog thread may be mid-sweep, holding locks (stderr's
+    buffer, a pool's) that the child would inherit taken. With the hook in force, os.fork() waits for the sweep."""
+    import os
+    import threading
+
+    from arena import watchdog
+
+    watchdog.hold_sweeps_across_forks()
+    in_sweep, sweep_ended = threading.Event(), threading.Event()
+
+    def _sweep():
+        with watchdog.SWEEP_LOCK:
+            in_sweep.set()
+            time.sleep(0.3)  # a fork asked for now must wait: not a timing assertion, the order is what is checked
+            sweep_ended.set()
+
+    thread = threading.Thread(target=_sweep)
+    thread.start()
+    in_sweep.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: the lock it inherited is free (released by the hook), and the sweep had ended
+        os._exit(0 if sweep_ended.is_set() and watchdog.SWEEP_LOCK.acquire(blocking=False) else 1)
+    ended_before_fork_returned = sweep_ended.is_set()
+    _, status = os.waitpid(pid, 0)
+    thread.join(10)
+    assert ended_before_fork_returned
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert watchdog.SWEEP_LOCK.acquire(blocking=False)  # the parent's lock is free again
+    watchdog.SWEEP_LOCK.release()

@@ -7,16 +7,16 @@ import logging
 from typing import BinaryIO
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from .. import audit, states, storage
+from .. import audit, labels, notify, phases, storage
 from ..errors import Conflict, Forbidden, Invalid, NotFound
-from ..models import LabelFile, Phase, Submission, Team, Track, User, utcnow
+from ..models import LabelVersion, Phase, Submission, Team, Track, User, utcnow
 from .submissions import enqueue, stored_submission
 
 log = logging.getLogger(__name__)
-LABEL_KINDS = {"detection": ("detection_gt",), "recognition": ("test_info", "verification_pairs")}
+LABEL_KINDS = labels.KINDS
 TEAM_ACTIONS = ("approve", "ban", "hide", "unhide")
 
 
@@ -43,8 +43,33 @@ def update_phase(session: Session, actor: User, phase: Phase, changes: dict, rea
     starts, ends = changes.get("starts_at", phase.starts_at), changes.get("ends_at", phase.ends_at)
     if ends <= starts:
         raise Invalid("the phase must end after it starts", field="ends_at")
+    now = utcnow()
+    old_state = phase.state(now)
     for key, value in changes.items():
         setattr(phase, key, value)
+    try:
+        phases.check_change(phase, now)
+    except Conflict:
+        session.rollback()
+        raise
+    new_state = phase.state(now)
+    if new_state != old_state:
+        action = "phase.reveal" if new_state == phases.REVEALED else "phase.state"
+        audit.record(
+            session,
+            action,
+            phase,
+            actor_id=actor.id,
+            challenge_id=phase.challenge_id,
+            before={"state": old_state},
+            after={"state": new_state},
+            reason=reason,
+        )
+    if new_state in (phases.CLOSED, phases.REVEALED) and not phase.finals_recorded:
+        phases.record_automatic_finals(session, phase, actor_id=actor.id)
+    elif new_state in (phases.SCHEDULED, phases.OPEN) and phase.finals_recorded:  # reopened: picks are open again
+        session.execute(update(Submission).where(Submission.phase_id == phase.id).values(final_auto=False))
+        phase.finals_recorded = False
     audit.record(
         session,
         "phase.update",
@@ -63,72 +88,40 @@ def _jsonable(value):
     return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
-def store_labels(session: Session, track: Track, kind: str, stream: BinaryIO, actor_id: int | None = None) -> LabelFile:
-    """Store (or replace) a hidden label file of a track under storage/labels/<track id>/, validated with the
-    scorer's readers and checksummed. Replacing labels by different ones rescores every finished submission."""
-    from .. import jobs  # the scorer lives behind the job module
-
-    if kind not in LABEL_KINDS[track.kind]:
-        raise Invalid(f"a {track.kind} track takes labels of kind {', '.join(LABEL_KINDS[track.kind])}", field="kind")
-    storage_dir = current_app.config["STORAGE_DIR"]
-    stored = storage.save_stream(stream, storage_dir, f"labels/{track.id}", 2**34)
-    path = storage.resolve(storage_dir, stored.relpath)
-    current = {label.kind: label for label in track.labels}
-    existing = current.get(kind)
-    if existing is not None and existing.sha256 == stored.sha256:
-        path.unlink(missing_ok=True)
-        return existing
-    others = {k: storage.resolve(storage_dir, v.stored_path) for k, v in current.items() if k != kind}
-    try:
-        num_images = jobs.validate_labels(kind, path, others)
-    except jobs.label_error_types() as exc:
-        path.unlink(missing_ok=True)
-        raise Invalid(f"the {kind} file is invalid: {exc}", field="file") from None
-    final = path.with_name(f"{kind}-{stored.sha256[:16]}.labels")
-    path.replace(final)
-    relpath = f"labels/{track.id}/{final.name}"
-    before = {"sha256": existing.sha256} if existing else None
-    if existing is None:
-        existing = LabelFile(track_id=track.id, kind=kind)
-        session.add(existing)
-    existing.stored_path, existing.sha256, existing.size = relpath, stored.sha256, stored.size
-    existing.num_images, existing.uploaded_at, existing.uploaded_by_id = num_images, utcnow(), actor_id
-    audit.record(
-        session,
-        "labels.upload",
-        track,
-        actor_id=actor_id,
-        challenge_id=track.challenge_id,
-        before=before,
-        after={"kind": kind, "sha256": stored.sha256, "size": stored.size},
-    )
-    session.commit()
-    session.refresh(track)
-    if before is not None:
-        rescore_track(session, track, actor_id=actor_id, reason=f"{kind} labels replaced")
-    return existing
+def store_labels(
+    session: Session,
+    track: Track,
+    kind: str,
+    stream: BinaryIO,
+    actor_id: int | None = None,
+    filename: str | None = None,
+) -> LabelVersion:
+    """Store a hidden label file as a new version (labels.upload): active at once when it is the first of its kind,
+    else waiting for the organizer to review its diff and activate it."""
+    return labels.upload(session, track, kind, stream, actor_id=actor_id, filename=filename)[0]
 
 
-def rescore_track(session: Session, track: Track, actor_id: int | None = None, reason: str | None = None) -> int:
-    """Put every finished submission of the track back on the queue (finished -> rescoring); return the count."""
-    subs = list(
-        session.scalars(select(Submission).where(Submission.track_id == track.id, Submission.state == states.FINISHED))
-    )
-    for sub in subs:
-        states.transition(session, sub, states.RESCORING, actor_id=actor_id, reason=reason)
-    audit.record(
-        session,
-        "track.rescore",
-        track,
-        actor_id=actor_id,
-        challenge_id=track.challenge_id,
-        after={"submissions": len(subs)},
-        reason=reason,
-    )
-    session.commit()
-    for sub in subs:
-        enqueue(session, sub, actor_id=actor_id)
-    return len(subs)
+def activate_labels(
+    session: Session, actor: User, version: LabelVersion, reason: str | None, dry_run: bool = False
+) -> dict:
+    """The diff of a label version against the active one; unless dry_run, make it active (labels.activate)."""
+    out = {"diff": labels.diff(session, version), "activated": False, "restored": 0, "rescoring": 0}
+    if not dry_run:
+        out |= labels.activate(session, version, actor_id=actor.id, reason=_reason(reason))
+        out["activated"] = True
+    return out
+
+
+def rescore_track(
+    session: Session,
+    track: Track,
+    actor_id: int | None = None,
+    reason: str | None = None,
+    states_: tuple[str, ...] | None = None,
+    team_id: int | None = None,
+) -> int:
+    """Rescore a set of the track's submissions (all rescorable ones, by state, by team): labels.rescore."""
+    return labels.rescore(session, track, actor_id, reason, states_=states_, team_id=team_id)
 
 
 def moderate_team(session: Session, actor: User, team: Team, action: str, reason: str | None) -> Team:
@@ -157,9 +150,12 @@ def moderate_team(session: Session, actor: User, team: Team, action: str, reason
 
 
 def disqualify(session: Session, actor: User, sub: Submission, reason: str | None) -> Submission:
+    """Take a submission off every board; a final pick it held is freed, and its team is told."""
     reason = _reason(reason)
-    before = {"disqualified_reason": sub.disqualified_reason}
+    before = {"disqualified_reason": sub.disqualified_reason, "selected_final": sub.selected_final}
+    freed = sub.selected_final or sub.final_auto
     sub.disqualified_reason = reason
+    sub.selected_final = sub.final_auto = False
     audit.record(
         session,
         "submission.disqualify",
@@ -167,9 +163,11 @@ def disqualify(session: Session, actor: User, sub: Submission, reason: str | Non
         actor_id=actor.id,
         challenge_id=sub.phase.challenge_id,
         before=before,
-        after={"disqualified_reason": reason},
+        after={"disqualified_reason": reason, "selected_final": False},
         reason=reason,
     )
+    slot = " Its final-pick slot is free: pick another submission." if freed else ""
+    notify.tell_team(session, sub, f"Submission {sub.id} was disqualified: {reason}.{slot}")
     session.commit()
     return sub
 

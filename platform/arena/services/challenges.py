@@ -2,12 +2,15 @@
 name the key, loaded into the database; loading it again updates the challenge in place.
 
     slug, title, description | description_file, rules | rules_file, team_size, teams_need_approval,
+    reproduction_tolerance (final stage: how far a model's reproduced score may stray from the submitted one),
     registration: {opens, closes}, merge_deadline,
     splits: {seed, public_fraction},
     tracks: [{slug, kind: detection|recognition, title, max_upload_mb, max_boxes_per_image,
               labels: {detection_gt | test_info | verification_pairs: path relative to the bundle}}],
-    phases: [{slug, title, starts, ends, tracks: [slug...], ranking: best|latest, final_submissions,
-              limits: {per_day, total, in_flight}}]
+    phases: [{slug, title, starts, ends, reveal (the private board shows from then on; never before ends),
+              late_submissions: true|false (uploads after the phase closes: scored, never ranked),
+              tracks: [slug...], ranking: best|latest, final_submissions, limits: {per_day, total, in_flight},
+              accepts_models (final stage: model archives)}]
 """
 
 from __future__ import annotations
@@ -106,6 +109,10 @@ def parse_bundle(text: str, base: Path | None = None) -> dict:
     if not 1 <= out["team_size"] <= 100:
         raise BundleError("team_size: must be 1 to 100")
     out["teams_need_approval"] = _opt(data, "teams_need_approval", "", bool, False)
+    tolerance = data.get("reproduction_tolerance", 0.005)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 <= tolerance <= 1:
+        raise BundleError("reproduction_tolerance: must be a number in [0, 1]")
+    out["reproduction_tolerance"] = float(tolerance)
     registration = _opt(data, "registration", "", dict, {})
     out["registration_opens"] = _time(registration.get("opens"), "registration.opens")
     out["registration_closes"] = _time(registration.get("closes"), "registration.closes")
@@ -159,6 +166,9 @@ def parse_bundle(text: str, base: Path | None = None) -> dict:
         )
         if ends <= starts:
             raise BundleError(f"{where}ends: must be after starts")
+        reveal = _time(phase.get("reveal"), f"{where}reveal")
+        if reveal is not None and reveal < ends:
+            raise BundleError(f"{where}reveal: must not be before ends (closing never reveals the private board)")
         tracks = _opt(phase, "tracks", where, list, track_slugs)
         unknown = [t for t in tracks if t not in track_slugs]
         if unknown:
@@ -175,6 +185,9 @@ def parse_bundle(text: str, base: Path | None = None) -> dict:
             "track_slugs": ",".join(tracks),
             "ranking": ranking,
             "final_count": _opt(phase, "final_submissions", where, int, 2),
+            "reveal_at": reveal,
+            "allow_late": _opt(phase, "late_submissions", where, bool, False),
+            "accepts_models": _opt(phase, "accepts_models", where, bool, False),
         }
         for key, column, default in (
             ("per_day", "max_per_day", 5),
@@ -225,6 +238,7 @@ def load_bundle(session: Session, text: str, base: Path | None = None, actor_id:
         "merge_deadline",
         "split_seed",
         "public_fraction",
+        "reproduction_tolerance",
     ):
         setattr(challenge, key, spec[key])
     session.flush()
@@ -257,5 +271,7 @@ def load_bundle(session: Session, text: str, base: Path | None = None, actor_id:
         for kind in ("test_info", "detection_gt", "verification_pairs"):
             if kind in t["labels"]:
                 with open(t["labels"][kind], "rb") as stream:
-                    store_labels(session, tracks[t["slug"]], kind, stream, actor_id=actor_id)
+                    store_labels(
+                        session, tracks[t["slug"]], kind, stream, actor_id=actor_id, filename=t["labels"][kind].name
+                    )
     return challenge

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import queue, states, storage
+from .. import phases, queue, states, storage
 from ..errors import ArenaError, Conflict, Forbidden, Invalid, NotFound
 from ..limits import check_limits, lock_team
 from ..models import Challenge, Membership, Phase, Submission, Track, User, utcnow
@@ -73,8 +73,8 @@ def submit(
     if team.status != "approved":
         raise Forbidden(f"your team is {team.status}; it cannot submit")
     now = utcnow()
-    if not phase.is_open(now):
-        raise Forbidden(f"phase '{phase.title}' is not open for submissions")
+    late = phases.upload_is_late(phase, now)
+    require_labels(track)
     check_limits(session, [team.id], phase, now)  # early answer before the upload; checked again under the lock
     config = current_app.config
     max_bytes = min(track.max_upload_bytes, config["MAX_UPLOAD_BYTES"])
@@ -84,7 +84,15 @@ def submit(
         lock_team(session, team.id)
         check_limits(session, [team.id], phase, now)
         sub = stored_submission(
-            stored, user=user, phase=phase, track=track, filename=filename, note=note, team_id=team.id, created_at=now
+            stored,
+            user=user,
+            phase=phase,
+            track=track,
+            filename=filename,
+            note=note,
+            team_id=team.id,
+            created_at=now,
+            late=late,
         )
         session.add(sub)
         session.commit()
@@ -94,6 +102,19 @@ def submit(
         raise
     enqueue(session, sub)
     return sub
+
+
+SCORING_LABELS = {"detection": "detection_gt", "recognition": "test_info"}  # the label file scoring needs
+
+
+def require_labels(track: Track) -> None:
+    """Conflict (409) when the track has no hidden labels to score against: refused before anything is stored."""
+    kind = SCORING_LABELS[track.kind]
+    if not any(label.kind == kind for label in track.labels):
+        raise Conflict(
+            f"track '{track.slug}' cannot take submissions yet: its hidden labels ({kind}) are not uploaded; "
+            "try again once the organizers have uploaded them"
+        )
 
 
 def enqueue(session: Session, sub: Submission, actor_id: int | None = None) -> None:
@@ -156,8 +177,12 @@ def select_final(session: Session, user: User, submission_id: int, selected: boo
     sub = visible_submission(session, user, submission_id)
     if sub.is_baseline:
         raise Invalid("a baseline cannot be a final submission")
-    if not sub.phase.is_open(utcnow()):
-        raise Forbidden("final picks close when the phase ends")
+    if not phases.picks_open(sub.phase, utcnow()):
+        raise Forbidden(f"final picks close when the phase ends (the phase is {sub.phase.state(utcnow())})")
+    if selected and sub.late:
+        raise Conflict("a late submission is never ranked; it cannot be a final pick")
+    if selected and sub.disqualified_reason:
+        raise Conflict("a disqualified submission cannot be a final pick")
     if selected and sub.state != states.FINISHED:
         raise Conflict("only a finished submission can be picked for the private leaderboard")
     if selected and not sub.selected_final:
@@ -167,6 +192,8 @@ def select_final(session: Session, user: User, submission_id: int, selected: boo
                 Submission.phase_id == sub.phase_id,
                 Submission.track_id == sub.track_id,
                 Submission.selected_final.is_(True),
+                Submission.disqualified_reason.is_(None),
+                Submission.state != states.FAILED,
             )
         )
         if count >= sub.phase.final_count:
@@ -184,7 +211,8 @@ def team_submissions(session: Session, user: User, challenge: Challenge) -> list
 
 
 def public_view(sub: Submission) -> dict:
-    """What the submission's team sees (the API's submission object)."""
+    """What the submission's team sees (the API's submission object); a failed submission shows no scores."""
+    scored = sub.state != states.FAILED
     return {
         "id": sub.id,
         "state": sub.state,
@@ -197,11 +225,14 @@ def public_view(sub: Submission) -> dict:
         "created_at": sub.created_at.isoformat() + "Z",
         "finished_at": sub.finished_at.isoformat() + "Z" if sub.finished_at else None,
         "metric": sub.track.metric,
-        "public_score": sub.public_score,
+        "public_score": sub.public_score if scored else None,
         "scores": (sub.scores or {}).get("public") if sub.state == states.FINISHED else None,
         "error": sub.error,
         "error_line": sub.error_line,
         "selected_final": sub.selected_final,
+        "final_auto": sub.final_auto,
+        "late": sub.late,
+        "phase_state": sub.phase.state(utcnow()),
         "disqualified_reason": sub.disqualified_reason,
         "is_baseline": sub.is_baseline,
     }
