@@ -326,20 +326,54 @@ def approximate_kth(
     if backend != "numpy":
         raise ValueError(f"unknown backend {backend!r}; choose 'numpy' or 'faiss'")
     block_size = min(block_size, num_probes)
+    best_values = np.full((num_probes, keep), -np.inf)  # each probe's `keep` largest so far, -inf while unfilled
+    best_counts = np.zeros((num_probes, keep), dtype=np.int64)
     for _, tile, tile_counts in distractor_tiles(features, distractors, _tile_size(block_size)):
-        tile_values, tile_top_counts = [], []
         for start in range(0, num_probes, block_size):
-            sims = probe_unit[start : start + block_size] @ tile.T  # (B, T) float64
-            counts = np.broadcast_to(tile_counts, sims.shape)
-            if sims.shape[1] > keep:
-                top = np.argpartition(sims, sims.shape[1] - keep, axis=1)[:, -keep:]
-                sims, counts = np.take_along_axis(sims, top, axis=1), np.take_along_axis(counts, top, axis=1)
-            tile_values.append(sims)
-            tile_top_counts.append(counts)
-        best_values, best_counts = _merge_top(
-            best_values, best_counts, np.concatenate(tile_values), np.concatenate(tile_top_counts), keep
-        )
+            stop = min(start + block_size, num_probes)
+            sims = probe_unit[start:stop] @ tile.T  # (B, T) float64
+            _merge_block(best_values[start:stop], best_counts[start:stop], sims, tile_counts)
     return _weighted_kth(best_values, best_counts, ks), error_bound(dim, UNIT_ROUNDOFF[np.dtype(np.float64)])
+
+
+def _merge_block(best_values: np.ndarray, best_counts: np.ndarray, sims: np.ndarray, tile_counts: np.ndarray):
+    """Merge one GEMM block of similarities sims (B, T) into its probes' running `keep` largest (B, keep), in place.
+
+    Only the similarities above a probe's current smallest kept value can enter its set (a value equal to it cannot
+    change any k-th largest value for k <= keep), so after the first tiles the block costs one comparison per
+    element and a merge of the few values that pass: the search runs at nearly the GEMM's own rate. Where many
+    values pass (the first tile), a few hundred columns are merged by argpartition first and their floor filters
+    the rest."""
+    keep = best_values.shape[1]
+    passing = sims > best_values.min(axis=1)[:, None]
+    num_passing = np.count_nonzero(passing)
+    if num_passing == 0:
+        return
+    if num_passing * 4 > sims.size:  # dense: many values pass (the first tile)
+        head = max(4 * keep, 256)  # merge a few columns densely: the floor they set filters the rest
+        if sims.shape[1] > 2 * head:
+            _merge_block(best_values, best_counts, sims[:, :head], tile_counts[:head])
+            _merge_block(best_values, best_counts, sims[:, head:], tile_counts[head:])
+            return
+        counts = np.broadcast_to(tile_counts, sims.shape)
+        if sims.shape[1] > keep:
+            top = np.argpartition(sims, sims.shape[1] - keep, axis=1)[:, -keep:]
+            sims, counts = np.take_along_axis(sims, top, axis=1), np.take_along_axis(counts, top, axis=1)
+        values, merged = _merge_top(best_values, best_counts, sims, counts, keep)
+        best_values[:], best_counts[:] = values, merged
+        return
+    row, column = np.nonzero(passing)
+    touched = np.unique(row)
+    group = np.concatenate([np.repeat(touched, keep), row])
+    values = np.concatenate([best_values[touched].ravel(), sims[row, column]])
+    counts = np.concatenate([best_counts[touched].ravel(), tile_counts[column]])
+    order = np.lexsort((-values, group))
+    group, values, counts = group[order], values[order], counts[order]
+    first = np.searchsorted(group, touched)
+    position = np.arange(len(group)) - np.repeat(first, np.diff(np.r_[first, len(group)]))
+    kept = position < keep  # every touched probe has at least `keep` entries (its current set)
+    best_values[touched] = values[kept].reshape(len(touched), keep)
+    best_counts[touched] = counts[kept].reshape(len(touched), keep)
 
 
 # --------------------------------------------------------------------------------------------------- exact
