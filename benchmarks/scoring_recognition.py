@@ -34,6 +34,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from scorer import formats
 from scorer.formats import RecognitionLabels, all_same_identity_pairs
@@ -247,9 +248,18 @@ def scale_child(backend: str, probes: int, distractors: int, block_size: int | N
     }
 
 
-def scale_rows(probes: int = 20_000, distractors: int = 100_000, block_size: int | None = None) -> list[dict]:
-    """The scale table: numpy and faiss, each in a fresh process, with the machine's GEMM rate of the same run."""
-    rates = {"float64": gemm_rate(np.float64), "float32": gemm_rate(np.float32)}
+def scale_rows(
+    probes: int = 20_000, distractors: int = 100_000, block_size: int | None = None, threads: int | None = None
+) -> list[dict]:
+    """The scale table: numpy and faiss, each in a fresh process, with the machine's GEMM rate of the same run.
+    threads: the BLAS/OpenMP threads of the children and of the GEMM references (None: the libraries' default,
+    every core); one thread per process is what a worker of a many-worker deployment runs, and on a shared machine
+    it is also the measurement the neighbours disturb least."""
+    env = dict(os.environ)
+    if threads is not None:
+        env.update(dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), str(threads)))
+    with threadpool_limits(limits=threads):
+        rates = {"float64": gemm_rate(np.float64), "float32": gemm_rate(np.float32)}
     rows = []
     for backend, precision in (("faiss", "float32"), ("numpy", "float64")):
         command = [
@@ -264,7 +274,7 @@ def scale_rows(probes: int = 20_000, distractors: int = 100_000, block_size: int
         ]
         if block_size is not None:
             command += ["--block-size", str(block_size)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
         row = json.loads(output.strip().splitlines()[-1])
         gflops = 2 * row["probes"] * distractors * DIM / row["seconds"] / 1e9
         row.update(
@@ -274,6 +284,7 @@ def scale_rows(probes: int = 20_000, distractors: int = 100_000, block_size: int
                 "machine_gemm_gflops": rates[precision],
                 "fraction_of_gemm": gflops / rates[precision],
                 "fraction_of_adjacent_gemm": gflops / (sum(row["adjacent_gemm_gflops"]) / 2),
+                "threads": threads or "all",
             }
         )
         rows.append(row)
@@ -337,7 +348,7 @@ def _print_scale(rows: list[dict]) -> None:
             f"{row['numpy_traced_peak_mib']:.0f} | {row['cmc']['1']:.4f} |"
         )
     print(
-        f"\ninputs: {rows[0]['input_mib']:.0f} MiB of float32 features; "
+        f"\nthreads: {rows[0]['threads']}; inputs: {rows[0]['input_mib']:.0f} MiB of float32 features; "
         f"faiss / numpy time ratio {rows[0]['seconds'] / rows[1]['seconds']:.2f}"
     )
 
@@ -349,6 +360,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scale-probes", type=int, default=20_000)
     parser.add_argument("--scale-distractors", type=int, default=100_000)
     parser.add_argument("--block-size", type=int)
+    parser.add_argument("--threads", type=int, help="BLAS/OpenMP threads of the scale run (default: all cores)")
     parser.add_argument("--scale-child", choices=["numpy", "faiss"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.scale_child:
@@ -360,7 +372,7 @@ def main(argv=None) -> int:
         _print_official(official_rows(args.walk_fraction))
     if args.only in (None, "scale"):
         print("\n### Scale: distractor search\n")
-        _print_scale(scale_rows(args.scale_probes, args.scale_distractors, args.block_size))
+        _print_scale(scale_rows(args.scale_probes, args.scale_distractors, args.block_size, args.threads))
     return 0
 
 
