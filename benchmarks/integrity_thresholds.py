@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
-from arena.jobs import box_agreement, feature_agreement  # noqa: E402
+from arena.jobs.similarity import box_agreement, feature_agreement  # noqa: E402
 
 from scorer.formats import Detections  # noqa: E402
 

@@ -56,7 +56,7 @@ def _allowed(package: str, module: str, path: Path) -> bool:
     if package == "arena":
         if module.startswith("scorer.archive") and path.parent.name in ARENA_ARCHIVE_CHECKS:
             return True
-        return top == "scorer" and path.stem in {"jobs", "scoring"}
+        return top == "scorer" and (path.stem in {"jobs", "scoring"} or path.parent.name == "jobs")
     return any(module == rule or module.startswith(rule + ".") for rule in ALLOWED[package])
 
 

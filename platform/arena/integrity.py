@@ -2,9 +2,9 @@
 of the same phase and track, and raises a flag, with its evidence, into the organizers' queue when
 
 - the file is byte-identical to another team's (the same sha256 and size), or
-- the predictions are near-identical (jobs.prediction_similarity): recognition features whose mean per-image cosine
-  is at least INTEGRITY_FEATURE_COSINE, or detection files whose share of twin boxes is at least
-  INTEGRITY_BOX_SHARE. docs/operations.md says how these thresholds were measured.
+- the predictions are near-identical (jobs.similarity, screened on sketches of the predictions): recognition
+  features whose mean per-image cosine is at least INTEGRITY_FEATURE_COSINE, or detection files whose share of twin
+  boxes is at least INTEGRITY_BOX_SHARE. docs/operations.md says how these thresholds were measured.
 
 A flag is only a suspicion: organizers dismiss it or disqualify one of its two submissions, with a reason; both
 actions are audited. Comparisons are capped at INTEGRITY_MAX_COMPARE other submissions (the newest) per run.
@@ -32,9 +32,10 @@ def _setting(name: str):
     return current_app.config.get(name, DEFAULTS[name])
 
 
-def check_submission(session: Session, sub: Submission, similarity) -> list[IntegrityFlag]:
+def check_submission(session: Session, sub: Submission, compare) -> list[IntegrityFlag]:
     """Flag `sub` against the other teams' finished submissions (the caller commits nothing: this commits).
-    similarity(sub, other) -> (statistic, evidence): jobs.prediction_similarity bound to the storage folder."""
+    compare(other, threshold) -> (statistic, evidence): jobs.similarity.Comparer(sub, ...).compare, which may
+    answer a statistic estimated on a sample when it is far below the threshold."""
     if sub.team_id is None or sub.is_baseline:
         return []
     threshold = _setting("INTEGRITY_FEATURE_COSINE" if sub.track.kind == "recognition" else "INTEGRITY_BOX_SHARE")
@@ -57,7 +58,7 @@ def check_submission(session: Session, sub: Submission, similarity) -> list[Inte
             flag = _raise(session, sub, other, IDENTICAL, 1.0, {"sha256": sub.sha256, "size": sub.size})
         else:
             try:
-                value, evidence = similarity(sub, other)
+                value, evidence = compare(other, threshold)
             except Exception as exc:  # a comparison that cannot run (a file gone) must not stop the others
                 log.warning("integrity: cannot compare submissions %s and %s: %s", sub.id, other.id, exc)
                 continue

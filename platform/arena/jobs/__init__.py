@@ -29,11 +29,13 @@ from scorer.formats import (
 )
 from scorer.splits import split_mask
 
-from . import hints, integrity, labels, logs, metrics, notify, states, storage
-from .db import new_session
-from .leaderboard import record_rank_history
-from .models import LabelFile, Submission, utcnow
-from .queue import JOB
+from .. import hints, integrity, labels, logs, metrics, notify, states, storage
+from ..db import new_session
+from ..leaderboard import record_rank_history
+from ..models import LabelFile, Submission, utcnow
+from ..queue import JOB
+from .label_files import label_diff, label_error_types, validate_labels
+from .similarity import Comparer
 
 log = logging.getLogger(__name__)
 SPLITS = ("public", "private")
@@ -51,7 +53,7 @@ def _app_context():
     if has_app_context():
         return contextlib.nullcontext()
     if _APP is None:
-        from . import create_app
+        from .. import create_app
 
         _APP = create_app()
     return _APP.app_context()
@@ -105,7 +107,8 @@ def _run(session, submission_id: int) -> str:
 def _check_integrity(session, sub: Submission, storage_dir: str) -> None:
     """Flag identical or near-identical submissions of other teams (integrity.py); the score stands regardless."""
     try:
-        integrity.check_submission(session, sub, lambda a, b: prediction_similarity(a, b, storage_dir))
+        comparer = Comparer(sub, storage_dir, current_app.config["SECRET_KEY"])
+        integrity.check_submission(session, sub, comparer.compare)
     except Exception:
         log.exception("integrity check of submission %s failed", sub.id)
         session.rollback()
@@ -359,31 +362,9 @@ def _pr_curve(curve) -> dict:
     return {"recall": [round(float(r), 5) for r in recall], "precision": [round(float(p), 5) for p in precision]}
 
 
-# --------------------------------------------------------------------------------------------------- labels
-
-
-def validate_labels(kind: str, path: Path, track_labels: dict[str, Path], name: str | None = None) -> int:
-    """Parse an organizer's label file; return its number of test images. Raises LabelError (organizer's fault)
-    whose message names the file as `name` (the name it was uploaded under, not the stored one).
-    track_labels: the track's other current label files by kind (the pairs need the test list)."""
-    if kind == "detection_gt":
-        return read_detection_labels(path, name=name).num_images
-    if kind == "test_info":
-        return len(read_recognition_labels(path, name=name).image_names)
-    if kind == "verification_pairs":
-        info = track_labels.get("test_info")
-        if info is None:
-            raise LabelError("upload the test info (test_info) before the verification pairs")
-        names = read_recognition_labels(info).image_names
-        return len(read_verification_pairs(path, names, name=name).a)
-    raise LabelError(f"unknown label kind '{kind}'; choose one of detection_gt, test_info, verification_pairs")
-
-
-def label_error_types() -> tuple[type[Exception], ...]:
-    return (LabelError,)
-
-
 __all__ = [
+    "label_diff",
+    "label_error_types",
     "score_submission",
     "score_file",
     "validate_labels",
@@ -392,131 +373,3 @@ __all__ = [
     "LabelFile",
     "LABEL_KINDS",
 ]
-
-
-# --------------------------------------------------------------------------------------------------- label diffs
-
-_EXAMPLES = 5
-
-
-def _changes(old: set, new: set, what: str) -> dict:
-    added, removed = sorted(new - old, key=str), sorted(old - new, key=str)
-    return {
-        f"{what}_added": len(added),
-        f"{what}_removed": len(removed),
-        f"{what}_examples": {
-            "added": [str(a) for a in added[:_EXAMPLES]],
-            "removed": [str(r) for r in removed[:_EXAMPLES]],
-        },
-    }
-
-
-def label_diff(kind: str, old: Path | None, new: Path, test_info: Path | None = None) -> dict:
-    """What a label file changes against the active one of its kind (old None: nothing active yet): counts of the
-    images, boxes, identities, distractors and pairs added and removed, with a few examples of each.
-    test_info: the active test info, which names the images of verification pairs."""
-    diff: dict = {"kind": kind}
-    if kind == "detection_gt":
-        labels = [read_detection_labels(p) if p else None for p in (old, new)]
-        sets = [_boxes(lab) if lab else set() for lab in labels]
-        diff |= _changes(*(set(lab.image_names) if lab else set() for lab in labels), "images")
-        diff |= _changes(*sets, "boxes")
-    elif kind == "test_info":
-        labels = [read_recognition_labels(p) if p else None for p in (old, new)]
-        diff |= _changes(*(set(lab.image_names) if lab else set() for lab in labels), "images")
-        diff |= _changes(*(_identities(lab) for lab in labels), "identities")
-        diff |= _changes(*(_distractors(lab) for lab in labels), "distractors")
-    elif kind == "verification_pairs":
-        if test_info is None:
-            raise LabelError("upload the test info (test_info) before the verification pairs")
-        names = read_recognition_labels(test_info).image_names
-        pairs = [_pairs(read_verification_pairs(p, names), names) if p else set() for p in (old, new)]
-        diff |= _changes(*pairs, "pairs")
-    else:
-        raise LabelError(f"unknown label kind '{kind}'")
-    return diff
-
-
-def _boxes(labels) -> set:
-    return {
-        (labels.image_names[i], *(round(float(v), 2) for v in box))
-        for i, box in zip(labels.image_index, labels.boxes, strict=True)
-    }
-
-
-def _identities(labels) -> set:
-    return set() if labels is None else {int(v) for v in np.unique(labels.labels[labels.labels >= 0])}
-
-
-def _distractors(labels) -> set:
-    if labels is None:
-        return set()
-    return {name for name, label in zip(labels.image_names, labels.labels, strict=True) if label < 0}
-
-
-def _pairs(pairs, names) -> set:
-    return {(names[a], names[b], bool(s)) for a, b, s in zip(pairs.a, pairs.b, pairs.same, strict=True)}
-
-
-# --------------------------------------------------------------------------------------------------- integrity
-
-
-def prediction_similarity(sub: Submission, other: Submission, storage_dir: str) -> tuple[float, dict]:
-    """How alike two submissions of one track are (integrity.py flags pairs above its thresholds):
-    recognition: the mean cosine of the two features of each test image (independent models: near 0, since their
-    feature spaces are unrelated); detection: the share of boxes with a twin in the other file (same image, IoU
-    >= BOX_IOU and confidence within BOX_SCORE_TOLERANCE), over the larger file. Returns (statistic, evidence)."""
-    paths = [storage.resolve(storage_dir, s.stored_path) for s in (sub, other)]
-    if sub.track.kind == "recognition":
-        path, sha = _label_path(sub, "test_info", storage_dir)
-        labels = _cached(("test_info", sha), path, read_recognition_labels)
-        feats = [read_features(p, len(labels.image_names)) for p in paths]
-        return feature_agreement(*feats)
-    path, sha = _label_path(sub, "detection_gt", storage_dir)
-    labels = _cached(("detection_gt", sha), path, read_detection_labels)
-    limits = {"max_boxes_per_image": sub.track.max_boxes_per_image, "max_bytes": sub.track.max_upload_bytes}
-    dets = [read_detection_submission(p, labels.image_names, **limits) for p in paths]
-    return box_agreement(*dets)
-
-
-def feature_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, dict]:
-    """a, b: float (N, D) features of the same N test images -> (mean per-image cosine, evidence)."""
-    if a.shape != b.shape:
-        return 0.0, {"reason": f"different feature sizes {a.shape[1]} and {b.shape[1]}"}
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    cosine = np.sum(a * b, axis=1)
-    return float(cosine.mean()), {
-        "mean_cosine": round(float(cosine.mean()), 6),
-        "images": int(len(cosine)),
-        "images_above_0.99": int((cosine > 0.99).sum()),
-    }
-
-
-BOX_IOU = 0.95
-BOX_SCORE_TOLERANCE = 0.01
-
-
-def box_agreement(a, b) -> tuple[float, dict]:
-    """a, b: Detections on the same test images -> (share of twin boxes over the larger file, evidence)."""
-    twins = 0
-    for image in np.intersect1d(a.image_index, b.image_index):
-        boxes_a, scores_a = a.boxes[a.image_index == image], a.scores[a.image_index == image]
-        boxes_b, scores_b = b.boxes[b.image_index == image], b.scores[b.image_index == image]
-        iou = _iou(boxes_a, boxes_b)
-        close = np.abs(scores_a[:, None] - scores_b[None, :]) <= BOX_SCORE_TOLERANCE
-        twins += int(((iou >= BOX_IOU) & close).any(axis=1).sum())
-    total = max(len(a), len(b), 1)
-    return twins / total, {"twin_boxes": twins, "boxes": [len(a), len(b)], "iou": BOX_IOU}
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(Ka, 4) x (Kb, 4) boxes -> (Ka, Kb) intersection over union."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
