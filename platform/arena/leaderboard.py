@@ -12,7 +12,7 @@ from typing import NamedTuple
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from .models import Phase, RankSnapshot, Submission, Team, Track
+from .models import Phase, RankSnapshot, StandingBoard, Submission, Team, Track
 from .states import FINISHED, QUEUED, RESCORING, RUNNING
 
 SPLITS = ("public", "private")
@@ -275,35 +275,41 @@ def memo(board: Board, kind: str, make):
     return value
 
 
-def record_rank_history(session: Session, phase: Phase, track: Track, now: dt.datetime) -> int:
-    """Append a RankSnapshot for every team whose public rank changed; return how many were written. Reads the
-    stored standings after bringing them up to this transaction's changes."""
+def record_rank_history(session: Session, phase: Phase, track: Track, team_id: int, now: dt.datetime) -> int:
+    """Append a RankSnapshot of the team that just scored when its public rank changed; return how many were
+    written (0 or 1). Only the scoring team is recorded: the teams it passed are not written (their rank moved
+    without a submission of theirs, and writing them cost up to one row per team per score, 5,000 rows a score
+    at 5,000 teams); rank_history() ends each team's history at its current rank instead."""
     from .standings import apply_pending, stored_leaderboard
 
     apply_pending(session)
     board = stored_leaderboard(session, phase, track, "public")
-    last: dict[int, int] = {}
-    latest = (
-        select(RankSnapshot.team_id, RankSnapshot.rank)
-        .where(RankSnapshot.phase_id == phase.id, RankSnapshot.track_id == track.id)
-        .order_by(RankSnapshot.at.asc(), RankSnapshot.id.asc())
-    )
-    for team_id, rank in session.execute(latest):
-        last[team_id] = rank
-    written = 0
-    for row in board.rows:
-        if row.rank is not None and last.get(row.team_id) != row.rank:
-            session.add(
-                RankSnapshot(
-                    phase_id=phase.id, track_id=track.id, team_id=row.team_id, rank=row.rank, score=row.score, at=now
-                )
-            )
-            written += 1
-    return written
+    rank = next((r.rank for r in board.rows if r.team_id == team_id), None)
+    if rank is None:
+        return 0
+    last = _last_snapshot(session, phase, track, team_id)
+    if last is not None and last.rank == rank:
+        return 0
+    score = next(r.score for r in board.rows if r.team_id == team_id)
+    session.add(RankSnapshot(phase_id=phase.id, track_id=track.id, team_id=team_id, rank=rank, score=score, at=now))
+    return 1
+
+
+def _last_snapshot(session: Session, phase: Phase, track: Track, team_id: int) -> RankSnapshot | None:
+    return session.scalars(
+        select(RankSnapshot)
+        .where(RankSnapshot.phase_id == phase.id, RankSnapshot.track_id == track.id, RankSnapshot.team_id == team_id)
+        .order_by(RankSnapshot.at.desc(), RankSnapshot.id.desc())
+        .limit(1)
+    ).first()
 
 
 def rank_history(session: Session, phase: Phase, track: Track, team_id: int) -> list[RankSnapshot]:
-    return list(
+    """The team's public rank after each of its scores that changed it, then its current rank when others have
+    moved it since (a point not stored, dated at the board's last change)."""
+    from .standings import stored_leaderboard
+
+    points = list(
         session.scalars(
             select(RankSnapshot)
             .where(
@@ -312,3 +318,15 @@ def rank_history(session: Session, phase: Phase, track: Track, team_id: int) -> 
             .order_by(RankSnapshot.at, RankSnapshot.id)
         )
     )
+    now = next((r for r in stored_leaderboard(session, phase, track, "public").rows if r.team_id == team_id), None)
+    if now is not None and now.rank is not None and points and points[-1].rank != now.rank:
+        changed = session.scalar(
+            select(StandingBoard.updated_at).where(
+                StandingBoard.phase_id == phase.id, StandingBoard.track_id == track.id
+            )
+        )
+        at = max(changed or points[-1].at, points[-1].at)
+        points.append(
+            RankSnapshot(phase_id=phase.id, track_id=track.id, team_id=team_id, rank=now.rank, score=now.score, at=at)
+        )
+    return points

@@ -109,6 +109,29 @@ def test_rank_history_follows_the_scored_submissions(app, client, db, data, chal
     assert page.status_code == 200
 
 
+def test_a_score_writes_one_history_row_and_a_passed_team_ends_at_its_current_rank(app, client, db, data, challenge):
+    """Three teams score in turn: three rows in all (the old rule wrote one per team whose rank moved, up to one
+    per team per score), and each history is the team's rank when it scored, then its rank on the board now."""
+    from arena.models import RankSnapshot
+
+    board_url = "/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard"
+    team_ids, rank_when_scored = [], []
+    for name, quality in (("Ann", 0.6), ("Bob", 0.8), ("Cat", 1.0)):
+        user = make_user(db, f"{name.lower()}@example.com")
+        team_ids.append(teams.create_team(db, user, challenge, name, True).id)
+        upload(client, token_for(db, user), data.detection_csv(quality=quality))
+        run_worker(app)
+        rows = client.get(board_url).get_json()["rows"]
+        rank_when_scored.append(next(r["rank"] for r in rows if r["team_id"] == team_ids[-1]))
+    now = {r["team_id"]: r["rank"] for r in client.get(board_url).get_json()["rows"]}
+    assert db.query(RankSnapshot).count() == 3
+    assert sorted(now.values()) == [1, 2, 3]
+    assert any(now[t] > first for t, first in zip(team_ids, rank_when_scored, strict=True))  # somebody was passed
+    for team_id, first in zip(team_ids, rank_when_scored, strict=True):
+        history = client.get(f"/api/v1/challenges/tiny/phases/dev/tracks/detection/history/{team_id}").get_json()
+        assert [h["rank"] for h in history] == ([first] if first == now[team_id] else [first, now[team_id]])
+
+
 def test_a_hidden_team_has_no_public_history(client, db, board_setup):
     _c, _phase, _track, (a, *_rest) = board_setup
     db.get(Team, a.id).hidden = True

@@ -134,7 +134,7 @@ def _finish(session, submission_id: int, scores: dict, curve: dict, label_key: s
             labels.keep_scores(session, sub, label_key)
             states.transition(session, sub, states.FINISHED)
             if sub.team_id is not None:
-                record_rank_history(session, sub.phase, sub.track, utcnow())
+                record_rank_history(session, sub.phase, sub.track, sub.team_id, utcnow())
             notify.submission_done(session, sub)
             session.commit()
             return
