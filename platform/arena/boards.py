@@ -12,13 +12,14 @@ import io
 import json
 
 from flask import Response, after_this_request, request, session
-from sqlalchemy import select
+from sqlalchemy import and_, select
+from sqlalchemy.orm import contains_eager
 
 from .auth import current_user
 from .db import get_session
 from .errors import Forbidden, Invalid, NotFound
 from .leaderboard import late_board, memo
-from .models import Challenge, utcnow
+from .models import Challenge, Phase, StandingBoard, Track, utcnow
 from .services import submissions
 from .standings import stored_leaderboard
 
@@ -33,20 +34,34 @@ def find_challenge(slug: str) -> Challenge:
 
 
 def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
-    """(phase, track, board) after the visibility check of the private split."""
+    """(phase, track, board) after the visibility check of the private split. The challenge, phase, track and the
+    board's stored version come in one query (a board read is then that query and, until the board changes, no
+    other); a miss is looked up again piece by piece to say what does not exist."""
     session = get_session()
-    phase, track = submissions.phase_and_track(session, find_challenge(slug), phase_slug, track_slug)
+    found = session.execute(
+        select(Phase, Track, StandingBoard.version, StandingBoard.updated_at)
+        .join(Phase.challenge)
+        .join(Track, and_(Track.challenge_id == Phase.challenge_id, Track.slug == track_slug))
+        .outerjoin(StandingBoard, and_(StandingBoard.phase_id == Phase.id, StandingBoard.track_id == Track.id))
+        .options(contains_eager(Phase.challenge))
+        .where(Challenge.slug == slug, Phase.slug == phase_slug)
+    ).first()
+    if found is None or track_slug not in found.Phase.tracks:
+        phase, track = submissions.phase_and_track(session, find_challenge(slug), phase_slug, track_slug)
+        version = None
+    else:
+        phase, track = found.Phase, found.Track
+        version = None if found.version is None else (found.version, found.updated_at)
     if split not in ("public", "private", "late"):
         raise Invalid(f"unknown split '{split}'; choose public, private or late", field="split")
-    user = current_user()
     revealed = phase.private_visible(utcnow())
-    if split == "private" and not revealed and not (user and user.is_organizer):
+    if split == "private" and not revealed and not ((user := current_user()) and user.is_organizer):
         raise Forbidden(
             f"the private leaderboard is hidden until the organizers reveal it (the phase is {phase.state(utcnow())})"
         )
     if split == "late":  # not stored: a short list, read when asked, never ranked
         return phase, track, late_board(session, phase, track, with_private=revealed)
-    return phase, track, stored_leaderboard(session, phase, track, split)
+    return phase, track, stored_leaderboard(session, phase, track, split, version)
 
 
 def board_rows(board) -> list[dict]:

@@ -261,17 +261,22 @@ def _rewrite(session: Session, phase: Phase, track: Track, split: str, teams: se
 # --------------------------------------------------------------------------------------------------- reads
 
 
-def stored_leaderboard(session: Session, phase: Phase, track: Track, split: str = "public") -> lb.Board:
+def stored_leaderboard(
+    session: Session, phase: Phase, track: Track, split: str = "public", version: tuple | None = None
+) -> lb.Board:
     """The board of phase × track × split from the stored standings: equal to leaderboard.leaderboard() at any
     moment. The Board built for the board's current version is reused by this process (a frozen value; its
-    renderings are memoised on it), so a read costs one primary-key lookup until the board changes."""
+    renderings are memoised on it), so a read costs one primary-key lookup until the board changes.
+    version: the board's (version, updated_at) when the caller has just read them in its own query (boards.py
+    reads them with the slugs), else they are read here."""
     if split not in lb.SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(lb.SPLITS)}")
-    version = session.execute(
-        select(StandingBoard.version, StandingBoard.updated_at).where(
-            StandingBoard.phase_id == phase.id, StandingBoard.track_id == track.id
-        )
-    ).first()
+    if version is None:
+        version = session.execute(
+            select(StandingBoard.version, StandingBoard.updated_at).where(
+                StandingBoard.phase_id == phase.id, StandingBoard.track_id == track.id
+            )
+        ).first()
     if session.info.get(_TOUCHED) or version is None:  # uncommitted standings, or a board never written
         return _read(session, phase, track, split)
     key = (str(session.get_bind().url), phase.id, track.id, split)

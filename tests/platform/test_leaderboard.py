@@ -250,3 +250,38 @@ def test_a_large_board_is_sent_gzip_compressed_to_a_client_that_accepts_it(clien
     assert "Accept-Encoding" in packed.headers["Vary"]
     assert json.loads(gzip.decompress(packed.get_data())) == plain.get_json()
     assert packed.headers["ETag"] == plain.headers["ETag"], "a weak tag: the same board either way"
+
+
+def test_an_unchanged_board_costs_one_query_per_request(app, client, db, board_setup):
+    """The challenge, phase, track and the stored board's version come in one statement; the board itself is the
+    process's copy of that version (boards.board_for, standings.stored_leaderboard). After a change: read again."""
+    from sqlalchemy import event
+
+    _c, phase, track, team_list = board_setup
+    for i, team in enumerate(team_list):
+        finished_submission(db, team, phase, track, 0.1 * (i + 1), 0.1, i)
+    url = f"/api/v1/challenges/tiny/phases/{phase.slug}/tracks/{track.slug}/leaderboard"
+    statements: list[str] = []
+    engine = app.extensions["arena.engine"]
+    listener = lambda _conn, _cursor, sql, *_rest: statements.append(sql)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        first = client.get(url)
+        statements.clear()
+        again = client.get(url)
+        assert len(statements) == 1, statements
+        assert again.get_json()["rows"] == first.get_json()["rows"] and len(first.get_json()["rows"]) == 3
+        finished_submission(db, team_list[0], phase, track, 0.9, 0.1, 9)
+        changed = client.get(url).get_json()["rows"]
+        assert changed[0]["team_id"] == team_list[0].id  # the new best is read, never a stale copy
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+def test_query_models_generate_their_schema_once_and_hand_out_copies():
+    from arena.api import BoardQuery
+
+    first = BoardQuery.model_json_schema()
+    first["properties"].clear()
+    assert BoardQuery.model_json_schema()["properties"]  # the cached schema is not the caller's to change
+    assert BoardQuery.model_json_schema() == BoardQuery.model_json_schema(mode="validation")
