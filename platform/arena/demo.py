@@ -54,8 +54,24 @@ phases:
 
 @click.command("demo", help="Load a synthetic challenge from a facedata synth folder and create demo accounts.")
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="then run the web server, a worker and the embedded Redis until Ctrl+C, which stops all three (make demo)",
+)
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="the web server's address (with --serve)")
 @with_appcontext
-def demo(data: Path):
+def demo(data: Path, serve: bool, bind: str):
+    _load(data)
+    if serve:
+        from .db import get_session
+        from .supervise import serve as supervise
+
+        get_session().close()  # nothing of the loading stays open while the children run
+        click.get_current_context().exit(supervise(current_app._get_current_object(), bind))
+
+
+def _load(data: Path) -> None:
     from .db import get_session
     from .models import User
     from .services import accounts, teams
