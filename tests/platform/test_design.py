@@ -45,6 +45,43 @@ def contest(db, challenge):
     return challenge
 
 
+# The markup the participant and organizer templates are written in (plain semantic HTML, no inline styles, the
+# classes arena.css knows): rendered in base.html on a route of the test app only, to look at and to measure.
+SEMANTIC_SAMPLE = """{% extends "base.html" %}{% block content %}
+<nav aria-label="breadcrumb"><ul><li><a href="/">Challenges</a></li><li>Tiny cartoon faces</li></ul></nav>
+<h1>Tiny cartoon faces: Development, Detection</h1>
+<nav aria-label="split"><ul><li><strong>public</strong></li><li><a href="#">private</a></li>
+  <li><a href="#">late</a></li></ul></nav>
+<div class="flash error" role="alert">the file has no header line (line 1)</div>
+<div class="flash info mail" role="alert">We sent a new verification link.</div>
+<table><thead><tr><th class="num">rank</th><th>team</th><th class="num">ap50</th><th>state</th><th>submitted (UTC)</th>
+  <th>note</th></tr></thead>
+<tbody>
+<tr><td class="num">1</td><td>A team with a rather long name indeed</td><td class="num">0.9123</td>
+  <td class="state finished">finished</td><td>2024-01-01 00:02</td><td>ResNet-50, ArcFace, 20 epochs, fused</td></tr>
+<tr class="mine"><td class="num">2</td><td>Team Alice</td><td class="num">0.8100</td>
+  <td class="state running">running</td><td>2024-01-01 00:01</td><td>mine</td></tr>
+<tr class="baseline"><td class="num"></td><td>CenterNet R18 (baseline)</td><td class="num">0.6400</td>
+  <td class="state finished">finished</td><td>2024-01-01 00:04</td><td>reference run</td></tr>
+<tr><td class="num">3</td><td>Carol</td><td class="num">0.5200</td><td class="state failed">failed</td>
+  <td>2024-01-01 00:03</td><td><form method="post"><input name="reason" placeholder="reason" aria-label="reason">
+  <button>ban</button> <button class="secondary">hide</button></form></td></tr>
+</tbody></table>
+<article><header><strong>Team Alice</strong> · invite code <code>p0EUps_4Lqx0zpYc-long-invite-code</code></header>
+<p>Phase <strong class="phase-state open">open</strong> <strong class="phase-state closed">closed</strong>
+  <strong class="phase-state revealed">revealed</strong></p>
+<pre class="error-box">line 3: field 'score' is not a finite number: nan</pre>
+<footer>alice@example.com (captain)</footer></article>
+<form method="post"><fieldset><legend>Create a team</legend>
+<label>Team name <input type="text" name="name"></label>
+<label><input type="checkbox" name="accept_rules"> I accept the rules</label></fieldset>
+<button>Create team</button></form>
+<details><summary>Rules</summary><p>Be kind; one team per person.</p></details>
+<dialog id="confirm"><article><h2>Reveal the private board?</h2><footer><button class="secondary">Cancel</button>
+  <button>Reveal</button></footer></article></dialog>
+{% endblock %}"""
+
+
 def _shots(tmp_path: Path) -> Path:
     folder = Path(os.environ.get("ARENA_SCREENSHOTS") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,15 +117,31 @@ def _check_page(page, name: str, viewport: str, shots: Path) -> None:
         assert widths[0] <= widths[1], f"{name} is {widths[0]} px wide on a {widths[1]} px screen"
 
 
+@pytest.fixture
+def sample_page(app):
+    from flask import render_template_string
+
+    app.add_url_rule("/test-only/semantic", "semantic_sample", lambda: render_template_string(SEMANTIC_SAMPLE))
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("viewport", VIEWPORTS)
-def test_the_pages_are_styled_and_fit_a_phone(sqlite_only, live_server, browser, contest, viewport, tmp_path):  # noqa: F811
+def test_the_pages_are_styled_and_fit_a_phone(
+    sqlite_only,
+    sample_page,
+    live_server,
+    browser,  # noqa: F811
+    contest,
+    viewport,
+    tmp_path,
+):
     shots = _shots(tmp_path)
     size = VIEWPORTS[viewport]
     visitor = browser.new_context(viewport=size)
     page = visitor.new_page()
-    for name, path in [("home", "/"), ("login", "/login"), ("register", "/register"), ("challenge-visitor", "/c/tiny")]:
+    pages = [("home", "/"), ("login", "/login"), ("register", "/register"), ("challenge-visitor", "/c/tiny")]
+    for name, path in [*pages, ("semantic", "/test-only/semantic")]:
         assert page.goto(f"{live_server}{path}").status == 200, path
         _check_page(page, name, viewport, shots)
     response = page.goto(f"{live_server}/no/such/page")
