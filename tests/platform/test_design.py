@@ -8,6 +8,7 @@ tmp folder), to be looked at."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -288,20 +289,27 @@ def test_the_stylesheets_are_served_from_the_package_with_a_cache_header(client)
     assert "http://" not in page.split("<body>")[0] and "https://" not in page.split("<body>")[0]  # no CDN
 
 
+def _glob_regex(glob: str) -> re.Pattern:
+    """setuptools' package-data glob: `**/` any folders (or none), `*` any name within one folder."""
+    parts = re.split(r"(\*\*/|\*)", glob)
+    pattern = "".join("(?:.*/)?" if p == "**/" else "[^/]*" if p == "*" else re.escape(p) for p in parts)
+    return re.compile(pattern + r"\Z")
+
+
 def test_a_wheel_ships_every_template_and_static_file():
     """pyproject's package-data globs match every file under templates/ and static/ (an editable install would
     hide a missing glob; a wheel would lack the file)."""
-    import fnmatch
     import tomllib
 
     root = Path(__file__).resolve().parents[2]
     globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["arena"]
+    patterns = [_glob_regex(g) for g in globs]
     package = root / "platform" / "arena"
     files = [p.relative_to(package).as_posix() for d in ("templates", "static") for p in (package / d).rglob("*")]
     files = [f for f in files if (package / f).is_file()]
-    assert "static/vendor/pico/LICENSE.md" in files and "templates/base.html" in files
-    missing = [f for f in files if not any(fnmatch.fnmatchcase(f, g) and f.count("/") == g.count("/") for g in globs)]
-    assert missing == []
+    assert "static/vendor/pico/LICENSE.md" in files and "templates/admin/index.html" in files
+    assert not _glob_regex("templates/**/*.html").match("templates/base.css")  # the matcher itself
+    assert [f for f in files if not any(p.match(f) for p in patterns)] == []
 
 
 # --------------------------------------------------------------------------------------------------- demo mail
