@@ -47,27 +47,36 @@ def init_app(app: Flask) -> None:
         return response
 
 
-@functools.cache
 def _digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
+_cached_digest = functools.cache(_digest)
+
+
 def asset_url(filename: str) -> str:
-    """/static/FILENAME?v=HASH: the hash of the file, so that a changed stylesheet is a new URL."""
+    """/static/FILENAME?v=HASH: the hash of the file, so that a changed stylesheet is a new URL (hashed once per
+    process, or at every page in debug mode, where the stylesheet is being edited)."""
     from flask import url_for
 
-    folder = Path(current_app.static_folder)
-    return url_for("static", filename=filename, v=_digest(str(folder / filename)))
+    path = str(Path(current_app.static_folder) / filename)
+    return url_for("static", filename=filename, v=(_digest if current_app.debug else _cached_digest)(path))
 
 
 def _starter_kit_url() -> str | None:
-    """A page or download of the starter kit, if a view serves one (any endpoint named '...starter_kit...')."""
+    """A page or download of the starter kit, if a view serves one (an endpoint named '...starter_kit...' that
+    takes no argument); looked up once per app."""
     from flask import url_for
 
-    for rule in current_app.url_map.iter_rules():
-        if "starter_kit" in rule.endpoint and not rule.arguments and "GET" in (rule.methods or ()):
-            return url_for(rule.endpoint)
-    return None
+    if "arena.starter_kit_endpoint" not in current_app.extensions:
+        endpoints = [
+            rule.endpoint
+            for rule in current_app.url_map.iter_rules()
+            if "starter_kit" in rule.endpoint and not rule.arguments and "GET" in (rule.methods or ())
+        ]
+        current_app.extensions["arena.starter_kit_endpoint"] = endpoints[0] if endpoints else None
+    endpoint = current_app.extensions["arena.starter_kit_endpoint"]
+    return url_for(endpoint) if endpoint else None
 
 
 def _template_globals() -> dict:

@@ -337,3 +337,14 @@ def test_the_pages_say_where_the_mail_went_when_none_is_sent(app, smtp, caplog):
     if smtp is None:
         printed = "\n".join(r.getMessage() for r in caplog.records if r.name == "arena.notify")
         assert "To: new@example.com" in printed and "http://127.0.0.1:8000/verify/" in printed
+
+
+@pytest.mark.parametrize("served", [False, True])
+def test_the_footer_links_the_api_docs_and_the_starter_kit_when_a_view_serves_it(app, served):
+    if served:
+        app.add_url_rule("/test-only/starter-kit", "starter_kit", lambda: "the kit")
+    page = app.test_client().get("/").get_data(as_text=True)
+    footer = page.split("<footer")[1]
+    assert 'href="/api/docs/swagger">API docs</a>' in footer
+    assert ('href="/test-only/starter-kit">Starter kit</a>' in footer) is served
+    assert ("<code>starter_kit/README.md</code>" in footer) is not served
