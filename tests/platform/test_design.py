@@ -27,7 +27,7 @@ def sqlite_only(engine):
 
 @pytest.fixture
 def contest(db, challenge):
-    """A board with three teams (one with a long name), a baseline row and alice's team on it."""
+    """A board with three teams (one with a long name), a baseline row and alice's team on it: alice's submission id."""
     from arena import standings
     from arena.services import teams
 
@@ -37,13 +37,13 @@ def contest(db, challenge):
     mine = teams.create_team(db, alice, challenge, "Team Alice", True)
     other = teams.create_team(db, make_user(db, "bob@example.com"), challenge, "Bob's rather long team name", True)
     third = teams.create_team(db, make_user(db, "carol@example.com"), challenge, "Carol", True)
-    finished_submission(db, mine, phase, track, 0.71, 0.70, 1, user_id=alice.id, original_name="detections.csv")
+    alices = finished_submission(db, mine, phase, track, 0.71, 0.70, 1, user_id=alice.id, original_name="det.csv")
     finished_submission(db, other, phase, track, 0.83, 0.80, 2)
     finished_submission(db, third, phase, track, 0.52, 0.50, 3)
     finished_submission(db, None, phase, track, 0.64, 0.60, 4, is_baseline=True, baseline_name="CenterNet R18")
     standings.rebuild(db)
     db.commit()
-    return challenge
+    return alices.id
 
 
 # The markup the participant and organizer templates are written in (plain semantic HTML, no inline styles, the
@@ -158,6 +158,7 @@ def test_the_pages_are_styled_and_fit_a_phone(
         ("challenge", "/c/tiny"),
         ("leaderboard", "/c/tiny/dev/detection/leaderboard"),
         ("account", "/account"),
+        ("submission", f"/submissions/{contest}"),
     ]:
         assert page.goto(f"{live_server}{path}").status == 200, path
         _check_page(page, name, viewport, shots)
