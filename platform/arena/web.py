@@ -35,7 +35,7 @@ def _arena_error(exc: ArenaError):
     """An error a page's view did not turn into a flashed message (a form value no browser would send, such as
     team_id=abc): an HTML page naming the field, with the error's status (never a 500)."""
     title = f"Bad value for '{exc.field}'" if exc.field else "This request cannot be served"
-    return render_template("error.html", title=title, message=exc.message), exc.status
+    return render_template("error.html", title=title, message=exc.message, code=exc.status), exc.status
 
 
 @bp.app_template_filter("markdown")
