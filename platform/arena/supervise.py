@@ -153,7 +153,10 @@ def serve(app: Flask, bind: str = "127.0.0.1:8000", timeout: float = STOP_TIMEOU
     conn, children, status = None, [], 0
     try:
         conn = embedded_redis(app)
-        gunicorn = [sys.executable, "-m", "gunicorn", "--config", "python:arena.gunicorn_conf", "--bind", bind]
+        # --no-control-socket: gunicorn's one default path (~/.gunicorn/gunicorn.ctl) is shared by every gunicorn of
+        # the user; a second demo or a test run would take it over, and unlink it on stopping
+        gunicorn = [sys.executable, "-m", "gunicorn", "--config", "python:arena.gunicorn_conf", "--no-control-socket"]
+        gunicorn += ["--bind", bind]
         children.append(_spawn("web", [*gunicorn, "arena:create_app()"], WEB_STOP, env))
         children.append(_spawn("worker", [sys.executable, "-m", "flask", "--app", "arena", "worker"], WORKER_STOP, env))
         _say(f"open http://{bind}  (Ctrl+C stops the web server, the worker and the embedded Redis)")
