@@ -2,8 +2,8 @@
 site's navigation for a browser, JSON for the API), the static files and their cache header, the demo's mail note;
 and in a real Chromium the main pages of a participant, of an organizer and the error pages, at desktop (1280x800)
 and phone (390x844) width: at phone width no page is wider than the screen (a wide table scrolls inside its own
-box), the stylesheets are loaded and applied. Screenshots go to ARENA_SCREENSHOTS (a folder; default: the test's
-tmp folder), to be looked at."""
+box), the stylesheets are loaded and applied. Screenshots (NAME-desktop.png, NAME-phone.png) go to
+ARENA_SCREENSHOT_DIR (a folder, as for test_browser.py; default: the test's tmp folder), to be looked at."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ SEMANTIC_SAMPLE = """{% extends "base.html" %}{% block content %}
 
 
 def _shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("ARENA_SCREENSHOTS") or tmp_path / "screenshots")
+    folder = Path(os.environ.get("ARENA_SCREENSHOT_DIR") or tmp_path / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
