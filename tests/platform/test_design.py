@@ -249,6 +249,28 @@ def test_an_html_error_is_a_styled_page_with_the_navigation(failing_app, db, sta
         assert "alice@example.com" in page
 
 
+def test_a_rate_limited_form_answers_the_styled_429_page(app, engine, tmp_path):
+    """flask-limiter's own 429 (the app fixture runs without limits: this app has them, one login a minute)."""
+    from arena import create_app
+
+    limited = create_app(
+        {
+            **{k: app.config[k] for k in ("TESTING", "SECRET_KEY", "DATABASE_URL", "ENGINE", "WTF_CSRF_ENABLED")},
+            "RATELIMIT_ENABLED": True,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "RATELIMIT_LOGIN": "1 per minute",
+            "ARGON2": app.config["ARGON2"],
+        }
+    )
+    client = limited.test_client()
+    form = {"email": "alice@example.com", "password": "not the password"}
+    assert client.post("/login", data=form).status_code == 401
+    response = client.post("/login", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 429 and "<h1>Too many requests</h1>" in page
+    assert "The limit is 1 per 1 minute." in page and '<header class="site container">' in page
+
+
 def test_the_500_page_renders_when_the_database_is_what_failed(failing_app, monkeypatch):
     """The 500 page asks nothing of the database: who is logged in is not looked up (base.html's context)."""
     import arena.web
