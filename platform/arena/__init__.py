@@ -51,7 +51,7 @@ def _openapi_app(instance: str) -> Flask:
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    from . import cli, config, db, health, logs
+    from . import cli, config, db, frontend, health, logs
     from .api import bp as api_bp
     from .extensions import csrf, limiter
     from .web import bp as web_bp
@@ -81,6 +81,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_api(api_bp)
     # the tests check every API response against its declared model (a drift between document and answer fails)
     app.validate_response = bool(app.config.get("API_VALIDATE_RESPONSES", app.testing))
+    frontend.init_app(app)  # after the blueprints: the error pages (HTML, or JSON under /api/), static caching
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens, never with the cookie
     health.init_app(app)  # /healthz, /readyz, /metrics; 503 (never 500) when the database or Redis fails
     cli.init_app(app)

@@ -26,7 +26,6 @@ from flask import Response, current_app, jsonify, request
 from flask_openapi3 import APIBlueprint, FileStorage, Tag
 from pydantic import Field, RootModel
 from sqlalchemy import select
-from werkzeug.exceptions import HTTPException
 
 from . import boards, integrity, labels, phases, states
 from .auth import api_user
@@ -86,16 +85,7 @@ def _too_deep(_exc: RecursionError):
     return jsonify(Invalid("the request is nested too deeply").to_dict()), 400
 
 
-@bp.app_errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    """JSON under /api/ (unknown routes and methods included); the usual HTML page elsewhere."""
-    if not request.path.startswith("/api/"):
-        return exc
-    if exc.response is not None:  # a response made already (the validation errors of contract.py)
-        return exc.response
-    return jsonify({"error": exc.name.lower().replace(" ", "_"), "message": exc.description}), exc.code
-
-
+# HTTP errors (unknown routes and methods included) answer JSON under /api/: arena/frontend.py's app-level handler.
 ROLE_OF[f"{bp.name}.openapi_document"] = PUBLIC
 
 

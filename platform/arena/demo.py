@@ -1,11 +1,14 @@
 """`flask --app arena demo DATA`: a synthetic challenge from a `python -m facedata synth` folder, loaded with its
-hidden labels, plus demo accounts. Run by `make demo` (which generates DATA in a separate process first)."""
+hidden labels, plus demo accounts; with --serve, then the web server, a worker and the embedded Redis until Ctrl+C
+(arena/supervise.py). Run by `make demo` (which generates DATA in a separate process first)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -54,8 +57,35 @@ phases:
 
 @click.command("demo", help="Load a synthetic challenge from a facedata synth folder and create demo accounts.")
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="then run the web server, a worker and the embedded Redis until Ctrl+C, which stops all three (make demo)",
+)
+@click.option("--bind", default="127.0.0.1:8000", show_default=True, help="the web server's address (with --serve)")
 @with_appcontext
-def demo(data: Path):
+def demo(data: Path, serve: bool, bind: str):
+    _load(data)
+    if serve:
+        from .db import get_session
+        from .supervise import serve as supervise
+
+        get_session().close()  # nothing of the loading stays open while the children run
+        click.get_current_context().exit(supervise(current_app._get_current_object(), bind))
+
+
+@contextlib.contextmanager
+def _mail_not_printed():
+    """The mail log (arena.notify: what is printed when no SMTP server is configured) off for a moment."""
+    logger = logging.getLogger("arena.notify")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
+
+
+def _load(data: Path) -> None:
     from .db import get_session
     from .models import User
     from .services import accounts, teams
@@ -76,7 +106,8 @@ def demo(data: Path):
     for email, organizer in DEMO_USERS:
         user = session.scalar(select(User).where(User.email == email))
         if user is None:
-            user = accounts.register(session, email, DEMO_PASSWORD)
+            with _mail_not_printed():  # verified at once: a printed verification link would only confuse
+                user = accounts.register(session, email, DEMO_PASSWORD)
         user.verified, user.is_organizer = True, organizer
         session.commit()
         if email.startswith("alice") and teams.user_team(session, user, challenge) is None:

@@ -241,6 +241,13 @@ def start_thread(app: Flask, every: float) -> threading.Thread:
     return thread
 
 
+def _stop_was_requested(worker) -> bool:
+    """A SIGTERM or Ctrl+C asked RQ to stop: while busy RQ sets `_stop_requested`; an idle RQ 3 worker only notes
+    the time and raises StopRequested, which ends its loop like a lost connection would (without this, `make demo`'s
+    worker started a new RQ worker on every Ctrl+C until it was killed)."""
+    return bool(worker._stop_requested or getattr(worker, "_shutdown_requested_date", None))
+
+
 def run_worker(app: Flask, *, burst: bool = False, watchdog_every: float = 30.0, simple: bool = False) -> None:
     """An RQ worker on the app's queue, with a watchdog thread. The forked work-horse gets fresh database
     connections (a pooled connection must never be shared across a fork)."""
@@ -269,7 +276,7 @@ def run_worker(app: Flask, *, burst: bool = False, watchdog_every: float = 30.0,
                 worker.work(burst=burst)
             except (RedisConnectionError, RedisTimeoutError) as exc:  # the constructor, or RQ's teardown
                 log.warning("worker: the queue cannot be reached (%s)", exc)
-        if burst or (worker is not None and worker._stop_requested):  # RQ's flag: a SIGTERM or Ctrl+C asked it
+        if burst or (worker is not None and _stop_was_requested(worker)):
             return
         # RQ's loop retries a failed dequeue but quits on a connection error anywhere else (a heartbeat, the end of a
         # job): a Redis restart must not end the process. Its run is requeued by the watchdog; start afresh.

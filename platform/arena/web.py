@@ -35,7 +35,7 @@ def _arena_error(exc: ArenaError):
     """An error a page's view did not turn into a flashed message (a form value no browser would send, such as
     team_id=abc): an HTML page naming the field, with the error's status (never a 500)."""
     title = f"Bad value for '{exc.field}'" if exc.field else "This request cannot be served"
-    return render_template("error.html", title=title, message=exc.message), exc.status
+    return render_template("error.html", title=title, message=exc.message, code=exc.status), exc.status
 
 
 @bp.app_template_filter("markdown")
@@ -81,9 +81,9 @@ def register():
         except ArenaError as exc:
             flash(exc.message, "error")
             return render_template("register.html"), exc.status
-        flash(
-            accounts.REGISTERED, "info"
-        )  # alike whether the email was new: nobody learns which addresses have accounts
+        # alike whether the email was new: nobody learns which addresses have accounts. "mail": base.html says where
+        # the link went when no SMTP server is configured (the demo)
+        flash(accounts.REGISTERED, "info mail")
         return _back("web.login")
     return render_template("register.html")
 
@@ -124,7 +124,7 @@ def verify(token: str):
 @login_required
 def resend_verification():
     accounts.send_verification(current_user())
-    flash("We sent a new verification link.", "info")
+    flash("We sent a new verification link.", "info mail")
     return _back("web.account")
 
 
@@ -133,7 +133,7 @@ def resend_verification():
 def forgot():
     if request.method == "POST":
         accounts.request_password_reset(get_session(), request.form.get("email", ""))
-        flash("If an account has this email, we sent it a link to reset the password.", "info")
+        flash("If an account has this email, we sent it a link to reset the password.", "info mail")
         return _back("web.login")
     return render_template("forgot.html")
 
