@@ -165,6 +165,19 @@ def team_user(db, client, challenge):
 
 
 @pytest.fixture
+def three_teams(db, challenge, team_user):
+    """Bearer headers of three teams' members: team_user's (Alpha), then Bravo's and Charlie's."""
+    from arena.services import teams
+
+    out = [team_user[1]]
+    for name in ("Bravo", "Charlie"):
+        user = make_user(db, f"{name.lower()}@example.com")
+        teams.create_team(db, user, challenge, name, True)
+        out.append(token_for(db, user))
+    return out
+
+
+@pytest.fixture
 def live_server(app):
     """The app on a real HTTP port (werkzeug, threaded) with a worker thread draining the queue: (url, app)."""
     import threading

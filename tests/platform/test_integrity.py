@@ -7,21 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from arena.models import AuditEvent, IntegrityFlag, Submission
-from arena.services import teams
 from arena_testkit import PASSWORD, make_user, run_worker, token_for, upload
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def three_teams(db, challenge, team_user):
-    _user, headers, _team = team_user
-    out = [headers]
-    for name in ("Bravo", "Charlie"):
-        user = make_user(db, f"{name.lower()}@example.com")
-        teams.create_team(db, user, challenge, name, True)
-        out.append(token_for(db, user))
-    return out
 
 
 @pytest.fixture
@@ -75,7 +63,20 @@ def test_byte_identical_files_across_teams_are_flagged_with_their_checksum(app, 
     assert all(f.kind == "identical_file" and f.evidence["sha256"] == db.get(Submission, ids[0]).sha256 for f in flags)
 
 
-def test_near_identical_features_are_flagged_and_independent_ones_are_not(app, client, db, data, three_teams):
+@pytest.fixture(params=["sketch of all images", "sketch of 6 images"])
+def sketch_size(request, monkeypatch):
+    """The tiny test sets have fewer images than a sketch holds; with 6 the sketch's screening decides first
+    (arena/jobs/similarity.py): the flags and their evidence must be the same."""
+    if request.param == "sketch of 6 images":
+        from arena.jobs import similarity
+
+        monkeypatch.setattr(similarity, "SKETCH_IMAGES", 6)
+    return request.param
+
+
+def test_near_identical_features_are_flagged_and_independent_ones_are_not(
+    app, client, db, data, three_teams, sketch_size
+):
     original = _features(data, seed=1)
     upload(client, three_teams[0], original, track="recognition")
     run_worker(app)
@@ -89,7 +90,9 @@ def test_near_identical_features_are_flagged_and_independent_ones_are_not(app, c
     assert flag.similarity >= 0.9 and flag.evidence["mean_cosine"] >= 0.9 and flag.evidence["threshold"] == 0.9
 
 
-def test_near_identical_boxes_are_flagged_and_independent_detectors_are_not(app, client, db, data, three_teams):
+def test_near_identical_boxes_are_flagged_and_independent_detectors_are_not(
+    app, client, db, data, three_teams, sketch_size
+):
     first = _detections(data, jitter=0.0, seed=1)
     upload(client, three_teams[0], first)
     run_worker(app)

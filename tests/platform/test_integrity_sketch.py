@@ -8,22 +8,11 @@ import numpy as np
 import pytest
 from arena.jobs import similarity
 from arena.models import IntegrityFlag, Submission
-from arena.services import teams
-from arena_testkit import make_user, run_worker, token_for, upload
+from arena_testkit import run_worker, upload
 
-from tests.platform.test_integrity import _detections, _features
+from tests.platform.test_integrity import _features
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def three_teams(db, challenge, team_user):
-    out = [team_user[1]]
-    for name in ("Bravo", "Charlie"):
-        user = make_user(db, f"{name.lower()}@example.com")
-        teams.create_team(db, user, challenge, name, True)
-        out.append(token_for(db, user))
-    return out
 
 
 @pytest.fixture
@@ -64,43 +53,6 @@ def test_each_submission_is_parsed_in_full_once_however_many_it_is_compared_with
     assert not _flags(db)
     sketches = list((similarity.storage.root(app.config["STORAGE_DIR"]) / similarity.SKETCH_FOLDER).glob("*.npz"))
     assert len(sketches) == len(ids)
-
-
-def test_a_near_copy_is_flagged_with_the_full_statistic_when_only_the_sample_is_screened(
-    app, client, db, data, three_teams, small_sketch, full_parses
-):
-    original = _features(data, seed=1)
-    upload(client, three_teams[0], original, track="recognition")
-    run_worker(app)
-    upload(client, three_teams[1], _features(data, seed=2), track="recognition")
-    run_worker(app)
-    noisy = upload(client, three_teams[2], _features(data, 3, original, 0.1), track="recognition").get_json()["id"]
-    run_worker(app)
-    (flag,) = _flags(db)
-    assert flag.submission_id == noisy and flag.kind == "similar_predictions"
-    n = len(data.rec_labels.labels)
-    assert flag.evidence["images"] == n > similarity.SKETCH_IMAGES  # the evidence is the full comparison's
-    assert flag.evidence["mean_cosine"] >= 0.9
-
-
-def test_detection_copies_are_flagged_through_the_sketch_and_independent_detectors_are_not(
-    app, client, db, data, three_teams, small_sketch
-):
-    first = _detections(data, jitter=0.0, seed=1)
-    upload(client, three_teams[0], first)
-    run_worker(app)
-    upload(client, three_teams[1], _detections(data, jitter=6.0, seed=2))  # the same faces, its own boxes
-    run_worker(app)
-    rows = first.decode().splitlines()
-    nudged = [  # every box moved by half a pixel: another file, the same predictions
-        ",".join([r.split(",")[0], *(f"{float(v) + 0.5:.2f}" for v in r.split(",")[1:5]), *r.split(",")[5:]])
-        for r in rows
-    ]
-    copy = upload(client, three_teams[2], ("\n".join(nudged) + "\n").encode()).get_json()["id"]
-    run_worker(app)
-    (flag,) = _flags(db)
-    assert flag.kind == "similar_predictions" and flag.submission_id == copy
-    assert flag.evidence["boxes"] == [len(data.det_boxes)] * 2  # the full comparison's evidence
 
 
 def test_the_sample_is_seeded_by_the_secret_key_and_the_labels(app, db, challenge):
