@@ -120,10 +120,11 @@ def conditional(response: Response, board, *depends_on) -> Response:
     return response.make_conditional(request)
 
 
-def conditional_page(board, html: str, viewer, team, private_visible: bool) -> Response:
+def conditional_page(board, html: str, viewer, team, private_visible: bool, extras: str = "") -> Response:
     """The leaderboard page (its HTML) as a conditional response: its ETag also names what the page shows beside
-    the board (the viewer, the viewer's team, whether the private split is visible)."""
-    who = (viewer.id if viewer else None, team.id if team else None, private_visible)
+    the board (the viewer, the viewer's team, whether the private split is visible, the digest of the extra
+    columns that change without the standings: entries, members, methods)."""
+    who = (viewer.id if viewer else None, team.id if team else None, private_visible, extras)
     return conditional(Response(html, mimetype="text/html"), board, "html", *who)
 
 

@@ -70,6 +70,15 @@ def join_team(session: Session, user: User, challenge: Challenge, invite_code: s
     )
     if team is None or team.merged_into_id is not None:
         raise NotFound("no team of this challenge has that invite code", field="invite_code")
+    return join(session, user, team)
+
+
+def join(session: Session, user: User, team: Team) -> Team:
+    """Add the user to the team, under the team lock (the size cap), once the caller checked the registration
+    window and the rules: the one way in for invite codes and email invites alike."""
+    challenge = team.challenge
+    if team.merged_into_id is not None:
+        raise NotFound("this team was merged into another one")
     if team.status == "banned":
         raise Forbidden("this team is banned")
     session.commit()  # end any read transaction: the lock below must be the transaction's first statement
