@@ -169,7 +169,7 @@ def test_the_shakeup_shows_public_against_private_rank_after_the_reveal(client, 
 def test_a_rank_history_of_one_point_draws_the_point():
     one = str(svg.rank_history([3]))
     assert "<circle" in one and "rank 3 (one point so far)" in one
-    assert f'cx="{svg._x(0.5):.1f}"' in one  # in the middle, not on the frame's corner
+    assert f'cx="{svg._x(0.5):.1f}" cy="{svg._y(0.5):.1f}"' in one  # in the middle, not on the frame
     assert str(svg.rank_history([])) == ""
     assert str(svg.rank_history([2, 1])).count("<circle") == 2
 
