@@ -241,3 +241,19 @@ def test_checked_display_name_blank_is_none(db, team_user):
     assert accounts.checked_display_name(db, "   ") is None
     with pytest.raises(Invalid):
         accounts.checked_display_name(db, "a\tb@")
+
+
+def test_the_mailed_link_opens_a_page_that_joins_the_team(app, client, db, challenge, team_user, caplog):
+    _alice, headers, alpha = team_user
+    client.post(f"/api/v1/teams/{alpha.id}/invites", json={"email": "hal@example.com"}, headers=headers)
+    path = re.search(r"http://[^/\s]+(/invites/\S+)", caplog.text).group(1)
+    make_user(db, "hal@example.com")
+    assert client.get(path).status_code == 302  # log in first
+    _login(client, "hal@example.com")
+    page = client.get(path).get_data(as_text=True)
+    assert "Join team Alpha" in page and "Be nice." in page
+    joined = client.post(path, data={"accept_rules": "on"}, follow_redirects=True)
+    assert "You joined team Alpha." in joined.get_data(as_text=True)
+    db.expire_all()
+    assert db.query(Membership).filter_by(team_id=alpha.id).count() == 2
+    assert "accepted already" in client.get(path, follow_redirects=True).get_data(as_text=True)

@@ -36,7 +36,7 @@ def link(invite: TeamInvite) -> str:
 def invite(session: Session, captain: User, team_id: int, email: str) -> TeamInvite:
     """Invite an address to the captain's team and mail it the link (a second invite of the same address mails
     the link again)."""
-    team = teams._captain_of(session, captain, team_id)
+    team = teams.captain_of(session, captain, team_id)
     email = normalise_email(email)
     if not _EMAIL.match(email):
         raise Invalid("enter a valid email address", field="email")
@@ -61,7 +61,7 @@ def invite(session: Session, captain: User, team_id: int, email: str) -> TeamInv
 
 
 def pending(session: Session, captain: User, team_id: int) -> list[TeamInvite]:
-    teams._captain_of(session, captain, team_id)
+    teams.captain_of(session, captain, team_id)
     return list(
         session.scalars(
             select(TeamInvite)
@@ -75,7 +75,7 @@ def revoke(session: Session, captain: User, invite_id: int) -> TeamInvite:
     found = session.get(TeamInvite, invite_id)
     if found is None:
         raise NotFound(f"no invite {invite_id}")
-    teams._captain_of(session, captain, found.team_id)  # NotFound for anyone but the team's members
+    teams.captain_of(session, captain, found.team_id)  # NotFound for anyone but the team's members
     if found.accepted_at is not None:
         raise Conflict("this invite was accepted already")
     if found.revoked_at is None:
