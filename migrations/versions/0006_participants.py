@@ -1,4 +1,4 @@
-"""participants: display names, challenge links, method metadata on submissions, the method rule for final picks, email invites
+"""participants: display names, challenge links, method metadata, the method rule of final picks, email invites
 
 Revision ID: 0006
 Revises: 0003
