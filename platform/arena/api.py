@@ -530,6 +530,10 @@ class BoardRow(Model):
     baseline: bool
     submitted_at: str | None
     scores: dict[str, Any] | None
+    entries: int | None = None  # the team's counted submissions on this board (failed and cancelled: refunded)
+    last_submission_at: str | None = None
+    members: list[str] | None = None  # display names, never emails
+    method: dict[str, str | None] | None = None
 
 
 class BoardOut(Model):

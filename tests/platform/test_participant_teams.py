@@ -133,6 +133,11 @@ def test_the_board_shows_entries_last_submission_and_members(app, client, db, da
     page = client.get("/c/tiny/dev/detection/leaderboard").get_data(as_text=True)
     beta_row = re.search(r'<tr data-team="\d+">(?:(?!</tr>).)*Beta(?:(?!</tr>).)*</tr>', page, re.S).group(0)
     assert '<td class="num entries">2</td>' in beta_row
+    rows = client.get("/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard").get_json()["rows"]
+    beta = next(r for r in rows if r["name"] == "Beta")
+    assert beta["entries"] == 2 and beta["members"] == ["Bob B"] and beta["last_submission_at"].endswith("Z")
+    csv_lines = client.get("/c/tiny/dev/detection/leaderboard.csv").get_data(as_text=True).splitlines()
+    assert any(line.startswith("2,Beta,0,") and ",2," in line and line.endswith(",Bob B,") for line in csv_lines)
 
 
 def test_an_email_invite_is_mailed_listed_revocable_and_joins(app, client, db, challenge, team_user, caplog):
