@@ -42,6 +42,9 @@ class BundleError(Invalid):
     """A bundle is invalid; the message starts with the key that is wrong (e.g. `phases[1].ends`)."""
 
 
+DEFAULT_LINKS = {"data": "facedata/README.md", "starter_kit": "starter_kit/README.md"}  # bundle key `links`
+
+
 def _need(data: dict, key: str, where: str, kind: type | tuple = str) -> Any:
     if key not in data or data[key] is None:
         raise BundleError(f"{where}{key}: is required")
@@ -215,9 +218,6 @@ def parse_bundle(text: str, base: Path | None = None) -> dict:
     if len({p["slug"] for p in out["phases"]}) != len(out["phases"]):
         raise BundleError("phases: two phases have the same slug")
     return out
-
-
-DEFAULT_LINKS = {"data": "facedata/README.md", "starter_kit": "starter_kit/README.md"}
 
 
 def read_bundle(path: str | Path) -> tuple[str, Path | None]:
