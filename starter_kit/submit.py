@@ -3,6 +3,8 @@ print the score (or the scorer's message and line for a bad file).
 
     python -m starter_kit.submit login --url http://127.0.0.1:8000 --token arena_...
     python -m starter_kit.submit submit dets.csv --challenge icartoonface-2020 --phase development --track detection
+    python -m starter_kit.submit submit ... --method-name "ArcFace r50" --paper-url https://... --code-url https://...
+    python -m starter_kit.submit quota --challenge icartoonface-2020 --phase development --track detection
     python -m starter_kit.submit status 42 | cancel 42 | final 42
     python -m starter_kit.submit leaderboard --challenge ... --phase ... --track ...
 
@@ -100,18 +102,29 @@ class Client:
     def select_final(self, submission_id: int, selected: bool = True) -> dict:
         return self._request("POST", f"/api/v1/submissions/{submission_id}/final", {"selected": selected})
 
+    def quota(self, challenge: str, phase: str, track: str) -> dict:
+        return self._request("GET", f"/api/v1/challenges/{challenge}/phases/{phase}/tracks/{track}/quota")
+
     def leaderboard(self, challenge: str, phase: str, track: str, split: str = "public") -> dict:
         return self._request(
             "GET", f"/api/v1/challenges/{challenge}/phases/{phase}/tracks/{track}/leaderboard?split={split}"
         )
 
     def submit(
-        self, path: str | Path, challenge: str, phase: str, track: str, note: str = "", progress: bool = True
+        self,
+        path: str | Path,
+        challenge: str,
+        phase: str,
+        track: str,
+        note: str = "",
+        progress: bool = True,
+        method: dict | None = None,
     ) -> dict:
-        """Upload a file as multipart/form-data, streamed in 1 MiB chunks with a progress bar."""
+        """Upload a file as multipart/form-data, streamed in 1 MiB chunks with a progress bar. `method`: any of
+        method_name, method_description, paper_url, code_url."""
         path = Path(path)
         boundary = "arena" + secrets.token_hex(16)
-        fields = {"phase": phase, "track": track, "note": note}
+        fields = {"phase": phase, "track": track, "note": note, **{k: v for k, v in (method or {}).items() if v}}
         head = b"".join(
             f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
             for k, v in fields.items()
@@ -179,6 +192,14 @@ def _report(sub: dict) -> int:
     return 0
 
 
+def _quota_line(quota: dict) -> str:
+    return (
+        f"submissions left in {quota['phase']}: {quota['left_today']} of {quota['per_day']} today, "
+        f"{quota['left_total']} of {quota['total']} in total, {quota['left_in_flight']} of {quota['max_in_flight']} "
+        f"more at once; the daily count resets at {quota['resets_at']}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m starter_kit.submit", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -191,11 +212,18 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_argument("--phase", required=True)
     sub.add_argument("--track", required=True)
     sub.add_argument("--note", default="")
+    sub.add_argument("--method-name", default="", help="the method's short name, shown on the board")
+    sub.add_argument("--method-description", default="", help="at most 500 characters")
+    sub.add_argument("--paper-url", default="")
+    sub.add_argument("--code-url", default="")
     sub.add_argument("--no-wait", action="store_true", help="return after the upload")
     sub.add_argument("--timeout", type=float, default=3600)
     for name in ("status", "cancel", "final"):
         command = commands.add_parser(name, help=f"{name} a submission")
         command.add_argument("id", type=int)
+    quota = commands.add_parser("quota", help="print the submissions your team has left")
+    for name in ("--challenge", "--phase", "--track"):
+        quota.add_argument(name, required=True)
     board = commands.add_parser("leaderboard", help="print a leaderboard")
     for name in ("--challenge", "--phase", "--track"):
         board.add_argument(name, required=True)
@@ -215,8 +243,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "submit":
             if not args.file.is_file():
                 raise ClientError(0, f"no file {args.file}")
-            created = client.submit(args.file, args.challenge, args.phase, args.track, args.note, not args.quiet)
+            method = {
+                "method_name": args.method_name,
+                "method_description": args.method_description,
+                "paper_url": args.paper_url,
+                "code_url": args.code_url,
+            }
+            created = client.submit(
+                args.file, args.challenge, args.phase, args.track, args.note, not args.quiet, method=method
+            )
             print(f"submission {created['id']} is {created['state']}")
+            print(_quota_line(client.quota(args.challenge, args.phase, args.track)))
             if args.no_wait:
                 return 0
             return _report(client.wait(created["id"], args.timeout, progress=not args.quiet))
@@ -225,7 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "cancel":
             return _report(client.cancel(args.id))
         if args.command == "final":
-            return _report(client.select_final(args.id))
+            picked = client.select_final(args.id)
+            print(picked.get("message") or f"submission {args.id} is a final pick")
+            return _report(picked)
+        if args.command == "quota":
+            print(_quota_line(client.quota(args.challenge, args.phase, args.track)))
+            return 0
         data = client.leaderboard(args.challenge, args.phase, args.track, args.split)
         print(f"{'rank':>4}  {'name':<40} {data['metric']:>8}")
         for row in data["rows"]:

@@ -35,7 +35,8 @@ from .errors import ArenaError, Invalid, NotFound
 from .extensions import limiter, password_form_limits, upload_limit
 from .leaderboard import rank_history
 from .models import Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
-from .services import accounts, admin, submissions, teams
+from .participants import challenge_links
+from .services import accounts, admin, methods, submissions, teams
 
 PUBLIC, PARTICIPANT, ORGANIZER = "public", "participant", "organizer"
 ROLE_OF: dict[str, str] = {}  # endpoint -> the role its route declares (the route table the tests read)
@@ -98,6 +99,10 @@ def openapi_document():
 # --------------------------------------------------------------------------------------------------- accounts
 
 
+class RegisterIn(Credentials):
+    display_name: str | None = Field(None, max_length=100)  # what other participants see (accounts.py's rules)
+
+
 class TokenIn(Credentials):
     name: str = Field("api", max_length=100)
 
@@ -109,8 +114,20 @@ class Registered(Model):
 class UserOut(Model):
     id: int
     email: str
+    display_name: str | None
     verified: bool
     organizer: bool
+
+
+def user_out(user) -> dict:
+    """The caller's own account (the only answer that carries an email)."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "display_name": user.display_name,
+        "verified": user.verified,
+        "organizer": user.is_organizer,
+    }
 
 
 class TokenOut(Model):
@@ -125,9 +142,10 @@ class TokenPath(Model):
 
 @route("post", "/register", role=PUBLIC, status=202, out=Registered)
 @password_form_limits()
-def register(body: Credentials):
-    """Create an account (a verification link is mailed); the answer is alike whether the email was new."""
-    accounts.register_quietly(get_session(), body.email, body.password)
+def register(body: RegisterIn):
+    """Create an account (a verification link is mailed); the answer is alike whether the email was new (a taken
+    display name is said: names are public)."""
+    accounts.register_quietly(get_session(), body.email, body.password, body.display_name)
     return {"message": accounts.REGISTERED}, 202
 
 
@@ -155,8 +173,7 @@ def revoke_token(path: TokenPath):
 @route("get", "/me", role=PARTICIPANT, out=UserOut)
 def me():
     """The token's user."""
-    user = api_user()
-    return {"id": user.id, "email": user.email, "verified": user.verified, "organizer": user.is_organizer}
+    return user_out(api_user())
 
 
 # --------------------------------------------------------------------------------------------------- challenges
@@ -195,12 +212,33 @@ class PhaseOut(Model):
     limits: LimitsOut
 
 
+class QuotaOut(Model):
+    """What the team may still upload in a phase (the limits count the phase's tracks together); resets_at: the
+    next 00:00 UTC, when the daily count starts again."""
+
+    phase: str
+    track: str
+    per_day: int
+    used_today: int
+    left_today: int
+    total: int
+    used_total: int
+    left_total: int
+    max_in_flight: int
+    in_flight: int
+    left_in_flight: int
+    left: int
+    resets_at: str
+
+
 class ChallengeOut(Model):
     slug: str
     title: str
     team_size: int
     tracks: list[TrackOut]
     phases: list[PhaseOut]
+    links: dict[str, str]  # data, starter_kit (an address or a path in the platform's repository), api_docs
+    quota: list[QuotaOut] | None = None  # with a member's token: the team's quota per phase and track
 
 
 class ChallengeList(RootModel[list[ChallengeOut]]):
@@ -212,6 +250,7 @@ def _challenge_out(challenge: Challenge) -> dict:
         "slug": challenge.slug,
         "title": challenge.title,
         "team_size": challenge.team_size,
+        "links": challenge_links(challenge),
         "tracks": [{"slug": t.slug, "kind": t.kind, "title": t.title, "metric": t.metric} for t in challenge.tracks],
         "phases": [
             {
@@ -239,16 +278,26 @@ def list_challenges():
 
 @route("get", "/challenges/<slug>", role=PUBLIC, out=ChallengeOut)
 def get_challenge(path: SlugPath):
-    """One challenge."""
-    return _challenge_out(boards.find_challenge(path.slug))
+    """One challenge; with a member's token, also the team's quota (submissions left) per phase and track."""
+    from .auth import current_user
+    from .participants import team_quotas
+
+    challenge = boards.find_challenge(path.slug)
+    out = _challenge_out(challenge)
+    team = teams.user_team(get_session(), current_user(), challenge)
+    if team is not None:
+        out["quota"] = team_quotas(get_session(), team, utcnow())
+    return out
 
 
 # --------------------------------------------------------------------------------------------------- teams
 
 
 class MemberOut(Model):
+    """A teammate as the team sees them: the display name, never the email."""
+
     id: int
-    email: str
+    display_name: str
 
 
 class TeamOut(Model):
@@ -292,7 +341,7 @@ def _team_out(team: Team) -> dict:
         "name": team.name,
         "status": team.status,
         "captain_id": team.captain_id,
-        "members": [{"id": m.user_id, "email": m.user.email} for m in team.members],
+        "members": [{"id": m.user_id, "display_name": m.user.shown_name} for m in team.members],
         "invite_code": team.invite_code,
     }
 
@@ -367,6 +416,11 @@ class SubmissionOut(Model):
     phase_state: PhaseState
     disqualified_reason: str | None
     is_baseline: bool
+    method: dict[str, str | None] | None = None  # name, description, paper_url, code_url (services/methods.py)
+
+
+class FinalOut(SubmissionOut):
+    message: str  # what the pick did, in words
 
 
 class SubmissionList(RootModel[list[SubmissionOut]]):
@@ -378,6 +432,10 @@ class UploadForm(Model):
     phase: FormText = Field(max_length=64)
     track: FormText = Field(max_length=64)
     note: FormText = Field("", max_length=500)
+    method_name: FormText = Field("", max_length=100)
+    method_description: FormText = Field("", max_length=500)
+    paper_url: FormText = Field("", max_length=500)
+    code_url: FormText = Field("", max_length=500)
 
 
 class SubmissionPath(Model):
@@ -393,8 +451,17 @@ class FinalIn(Body):
 def submit(path: SlugPath, form: UploadForm):
     """Upload a submission; it is scored by a worker."""
     challenge = boards.find_challenge(path.slug)
+    method = methods.clean(form.method_name, form.method_description, form.paper_url, form.code_url)
     sub = submissions.submit(
-        get_session(), api_user(), challenge, form.phase, form.track, form.file.stream, form.file.filename, form.note
+        get_session(),
+        api_user(),
+        challenge,
+        form.phase,
+        form.track,
+        form.file.stream,
+        form.file.filename,
+        form.note,
+        method,
     )
     return submissions.public_view(sub), 202
 
@@ -418,11 +485,13 @@ def cancel_submission(path: SubmissionPath):
     return submissions.public_view(submissions.cancel(get_session(), api_user(), path.submission_id))
 
 
-@route("post", "/submissions/<int:submission_id>/final", role=PARTICIPANT, out=SubmissionOut)
+@route("post", "/submissions/<int:submission_id>/final", role=PARTICIPANT, out=FinalOut)
 def select_final(path: SubmissionPath, body: FinalIn):
-    """Pick (or unpick) a final submission for the private board."""
-    sub = submissions.select_final(get_session(), api_user(), path.submission_id, body.selected)
-    return submissions.public_view(sub)
+    """Pick (or unpick) a final submission for the private board; `message` says what the pick did."""
+    session, user = get_session(), api_user()
+    before = submissions.final_picks(session, submissions.visible_submission(session, user, path.submission_id))
+    sub = submissions.select_final(session, user, path.submission_id, body.selected)
+    return {**submissions.public_view(sub), "message": submissions.final_confirmation(session, sub, before)}
 
 
 # --------------------------------------------------------------------------------------------------- leaderboards
@@ -451,6 +520,10 @@ class BoardRow(Model):
     baseline: bool
     submitted_at: str | None
     scores: dict[str, Any] | None
+    entries: int | None = None  # the team's counted submissions on this board (failed and cancelled: refunded)
+    last_submission_at: str | None = None
+    members: list[str] | None = None  # display names, never emails
+    method: dict[str, str | None] | None = None
 
 
 class BoardOut(Model):
@@ -832,3 +905,6 @@ def get_model(path: ModelPath):
 
     user = api_user()
     return final.model_view(final.visible_model(get_session(), user, path.model_id), user.is_organizer)
+
+
+from . import api_participants  # noqa: E402,F401  the participants' endpoints of issue 15, on this blueprint

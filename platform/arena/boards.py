@@ -20,6 +20,7 @@ from .db import get_session
 from .errors import Forbidden, Invalid, NotFound
 from .leaderboard import late_board, memo
 from .models import Challenge, Phase, StandingBoard, Track, utcnow
+from .participants import board_extras
 from .services import submissions
 from .standings import stored_leaderboard
 
@@ -64,8 +65,10 @@ def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
     return phase, track, stored_leaderboard(session, phase, track, split, version)
 
 
-def board_rows(board) -> list[dict]:
-    return [
+def board_rows(board, extras: dict | None = None) -> list[dict]:
+    """The rows as the JSON answers them; with `extras` (participants.board_extras), each team's entries, last
+    submission time and members' display names, and each row's method."""
+    rows = [
         {
             "rank": r.rank,
             "name": r.name,
@@ -78,26 +81,42 @@ def board_rows(board) -> list[dict]:
         }
         for r in board.rows
     ]
+    if extras is not None:
+        for row in rows:
+            team = extras["teams"].get(row["team_id"]) or {}
+            row["entries"] = team.get("entries")
+            row["last_submission_at"] = team["last"].isoformat() + "Z" if team.get("last") else None
+            row["members"] = team.get("members")
+            row["method"] = extras["methods"].get(row["submission_id"])
+    return rows
 
 
 def json_board(board, phase_state: str) -> Response:
-    """The board as JSON (with the phase's state), serialised once per stored version and state; conditional on
-    its ETag."""
+    """The board as JSON (with the phase's state and the extra columns of participants.board_extras), serialised
+    once per stored version, state and extras; conditional on its ETag."""
+    extras = board_extras(get_session(), board)
+    kind = f"json-{phase_state}-{extras['digest']}"  # in the body: it keys the memo, the gzip copy and the ETag alike
     body = _body(
         board,
-        f"json-{phase_state}",
+        kind,
         lambda: json.dumps(
-            {"split": board.split, "metric": board.metric, "phase_state": phase_state, "rows": board_rows(board)}
+            {
+                "split": board.split,
+                "metric": board.metric,
+                "phase_state": phase_state,
+                "rows": board_rows(board, extras),
+            }
         ),
     )
-    kind = f"json-{phase_state}"  # the state is in the body: it keys the memo, the gzip copy and the ETag alike
     return conditional(_encoded(Response(mimetype="application/json"), board, kind, body), board, kind)
 
 
 def csv_response(board, filename: str) -> Response:
-    body = _body(board, "csv", lambda: _csv_text(board))
+    extras = board_extras(get_session(), board)
+    kind = f"csv-{extras['digest']}"
+    body = _body(board, kind, lambda: _csv_text(board, extras))
     response = Response(mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-    return conditional(_encoded(response, board, "csv", body), board, "csv", filename)
+    return conditional(_encoded(response, board, kind, body), board, kind, filename)
 
 
 def _body(board, kind: str, make) -> bytes:
@@ -135,18 +154,22 @@ def conditional(response: Response, board, *depends_on) -> Response:
     return response.make_conditional(request)
 
 
-def conditional_page(board, html: str, viewer, team, private_visible: bool) -> Response:
+def conditional_page(board, html: str, viewer, team, private_visible: bool, extras: str = "") -> Response:
     """The leaderboard page (its HTML) as a conditional response: its ETag also names what the page shows beside
-    the board (the viewer, the viewer's team, whether the private split is visible)."""
-    who = (viewer.id if viewer else None, team.id if team else None, private_visible)
+    the board (the viewer, the viewer's team, whether the private split is visible, the digest of the extra
+    columns that change without the standings: entries, members, methods)."""
+    who = (viewer.id if viewer else None, team.id if team else None, private_visible, extras)
     return conditional(Response(html, mimetype="text/html"), board, "html", *who)
 
 
-def _csv_text(board) -> str:
+def _csv_text(board, extras: dict) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["rank", "name", "baseline", board.metric, "submission_id", "submitted_at"])
-    for r in board.rows:
+    writer.writerow(
+        ["rank", "name", "baseline", board.metric, "submission_id", "submitted_at", "entries", "last_submission_at"]
+        + ["members", "method"]
+    )
+    for r, row in zip(board.rows, board_rows(board, extras), strict=True):
         writer.writerow(
             [
                 r.rank or "",
@@ -154,7 +177,11 @@ def _csv_text(board) -> str:
                 int(r.is_baseline),
                 f"{r.score:.6f}",
                 r.submission_id,
-                r.submitted_at.isoformat() + "Z" if r.submitted_at else "",
+                row["submitted_at"] or "",
+                "" if row["entries"] is None else row["entries"],
+                row["last_submission_at"] or "",
+                "; ".join(row["members"] or []),
+                (row["method"] or {}).get("name") or "",
             ]
         )
     return out.getvalue()

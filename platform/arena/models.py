@@ -40,6 +40,13 @@ class User(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # bumped on logout and password reset: a session cookie signed for an older generation is refused (auth.py)
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # what other participants see of a person (never the email): unique on the platform (services/accounts.py)
+    display_name: Mapped[str | None] = mapped_column(String(40), unique=True)
+
+    @property
+    def shown_name(self) -> str:
+        """The name other participants see: the display name, or "user <id>" for an account that has none."""
+        return self.display_name or f"user {self.id}"
 
 
 class ApiToken(Base):
@@ -71,6 +78,7 @@ class Challenge(Base):
     public_fraction: Mapped[float] = mapped_column(Float, default=0.5)
     teams_need_approval: Mapped[bool] = mapped_column(Boolean, default=False)
     reproduction_tolerance: Mapped[float] = mapped_column(Float, default=0.005)  # final stage: |reproduced - submitted|
+    links: Mapped[dict[str, Any] | None]  # {"data": ..., "starter_kit": ...}: addresses or repository paths (bundle)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     tracks: Mapped[list[Track]] = relationship(back_populates="challenge", order_by="Track.position")
     phases: Mapped[list[Phase]] = relationship(back_populates="challenge", order_by="Phase.position")
@@ -171,6 +179,7 @@ class Phase(Base):
     finals_recorded: Mapped[bool] = mapped_column(Boolean, default=False)  # automatic final picks written
     track_slugs: Mapped[str] = mapped_column(String(255), default="")  # comma-separated tracks open in this phase
     accepts_models: Mapped[bool] = mapped_column(Boolean, default=False)  # final stage: model archives (sandbox)
+    require_method_for_final: Mapped[bool] = mapped_column(Boolean, default=False)  # a final pick needs a method name
     challenge: Mapped[Challenge] = relationship(back_populates="phases")
 
     def state(self, now: dt.datetime) -> str:
@@ -250,6 +259,11 @@ class Submission(Base):
     final_auto: Mapped[bool] = mapped_column(Boolean, default=False)  # the automatic final choice (phases.py)
     late: Mapped[bool] = mapped_column(Boolean, default=False)  # uploaded after its phase closed: never ranked
     disqualified_reason: Mapped[str | None] = mapped_column(String(500))
+    # the method, as its team describes it (services/methods.py): shown on the boards and the submission page
+    method_name: Mapped[str | None] = mapped_column(String(100))
+    method_description: Mapped[str | None] = mapped_column(String(500))
+    paper_url: Mapped[str | None] = mapped_column(String(500))
+    code_url: Mapped[str | None] = mapped_column(String(500))
     team: Mapped[Team | None] = relationship()
     phase: Mapped[Phase] = relationship()
     track: Mapped[Track] = relationship()
@@ -413,3 +427,18 @@ class StandingBoard(Base):
     track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TeamInvite(Base):
+    """A captain's invitation of an email address to a team (services/invites.py): mailed as a signed link; it is
+    pending until accepted or revoked."""
+
+    __tablename__ = "team_invite"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    team: Mapped[Team] = relationship()

@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .formatting import shown_score
 from .models import Membership, Notification, Submission
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def submission_done(session: Session, sub: Submission, extra: str = "") -> None:
     if sub.team_id is None:
         return
     if sub.state == "finished":
-        text = f"Submission {sub.id} is scored: {sub.track.metric} {sub.public_score:.4f} on the public split"
+        shown = shown_score(sub.public_score, sub.track.metric)
+        text = f"Submission {sub.id} is scored: {sub.track.metric} {shown} on the public split"
     else:
         text = f"Submission {sub.id} failed: {sub.error}"
     tell_team(session, sub, text + extra)

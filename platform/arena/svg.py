@@ -73,13 +73,22 @@ def rank_history(ranks: list[int]) -> Markup:
     if not ranks:
         return Markup("")
     worst = max(ranks)
-    xs = [i / max(len(ranks) - 1, 1) for i in range(len(ranks))]
-    ys = [1 - (r - 1) / max(worst - 1, 1) for r in ranks]
+    # one point (a single rank so far) sits in the middle, labelled, rather than on the frame's corner
+    xs = [i / (len(ranks) - 1) for i in range(len(ranks))] if len(ranks) > 1 else [0.5]
+    ys = [1 - (r - 1) / max(worst - 1, 1) for r in ranks] if len(ranks) > 1 else [0.5]
     points = " ".join(f"{_x(x):.1f},{_y(y):.1f}" for x, y in zip(xs, ys, strict=True))
     dots = "".join(
         f'<circle cx="{_x(x):.1f}" cy="{_y(y):.1f}" r="3" fill="#bf5f1f"><title>rank {r}</title></circle>'
         for x, y, r in zip(xs, ys, ranks, strict=True)
     )
     body = f'<polyline points="{points}" fill="none" stroke="#bf5f1f" stroke-width="2"/>' + dots
+    if len(ranks) == 1:
+        y = _y(ys[0])
+        body = dots.replace('r="3"', 'r="5"') + (
+            f'<text x="{_x(0.5):.1f}" y="{y + 20:.1f}" font-size="11" text-anchor="middle">'
+            f"rank {ranks[0]} (one point so far)</text>"
+        )
+    if len(ranks) == 1:
+        return _frame("public rank over time", "rank change", "rank", body, [], [(_y(0.5), str(ranks[0]))])
     y_ticks = [(_y(1), "1")] + ([(_y(0), str(worst))] if worst > 1 else [])
     return _frame("public rank over time", "rank change", "rank", body, [], y_ticks)

@@ -11,16 +11,17 @@ from markupsafe import Markup
 from pydantic import Field, field_validator
 from sqlalchemy import select
 
-from . import contract, phases, svg
+from . import contract, limits, participants, phases, svg
 from .auth import current_user, log_in, log_out, login_required
 from .boards import board_for, conditional_page, csv_response, json_board
 from .contract import Credentials, FormId, Model
 from .db import get_session
 from .errors import ArenaError
 from .extensions import limiter, password_form_limits, upload_limit
+from .formatting import shown_score
 from .leaderboard import memo, rank_history
 from .models import Challenge, Notification, utcnow
-from .services import accounts, submissions, teams
+from .services import accounts, invites, methods, submissions, teams
 
 bp = Blueprint("web", __name__)
 
@@ -43,12 +44,13 @@ def _markdown(text: str) -> Markup:
     return Markup(nh3.clean(markdown.markdown(text or "", extensions=["tables", "fenced_code"])))
 
 
-@bp.app_template_filter("score")
-def _score(value, metric: str) -> str:
-    """FORMATS.md: pages show rank-1 as a percentage (92.47 %) and mAP as a fraction (0.9291)."""
-    if value is None:
-        return ""
-    return f"{100 * value:.2f} %" if metric.startswith("rank") else f"{value:.4f}"
+bp.app_template_filter("score")(shown_score)  # FORMATS.md: rank-1 as 92.47 %, mAP as 0.9291 (arena.formatting)
+
+
+@bp.app_template_filter("plural")
+def _plural(count: int, word: str) -> str:
+    """'1 phase', '2 phases'."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def _challenge(slug: str) -> Challenge:
@@ -71,13 +73,17 @@ def index():
 # --------------------------------------------------------------------------------------------------- accounts
 
 
+class RegisterForm(Credentials):
+    display_name: str = Field("", max_length=100)
+
+
 @bp.route("/register", methods=["GET", "POST"])
 @password_form_limits(methods=["POST"])
 def register():
     if request.method == "POST":
         try:
-            form = contract.form(Credentials)
-            accounts.register_quietly(get_session(), form.email, form.password)
+            form = contract.form(RegisterForm)
+            accounts.register_quietly(get_session(), form.email, form.password, form.display_name)
         except ArenaError as exc:
             flash(exc.message, "error")
             return render_template("register.html"), exc.status
@@ -198,6 +204,7 @@ def challenge(slug: str):
     team = teams.user_team(get_session(), user, challenge)
     subs = submissions.team_submissions(get_session(), user, challenge) if team else []
     now = utcnow()
+    quotas = participants.team_quotas(get_session(), team, now) if team else []
     return render_template(
         "challenge.html",
         challenge=challenge,
@@ -206,6 +213,9 @@ def challenge(slug: str):
         team=team,
         submissions=subs,
         members=teams.members(get_session(), team) if team else [],
+        quotas=quotas,
+        links=participants.challenge_links(challenge),
+        invites=invites.pending(get_session(), user, team.id) if team and team.captain_id == user.id else [],
     )
 
 
@@ -245,6 +255,9 @@ def team_action(slug: str):
     return _back("web.challenge", slug=slug)
 
 
+METHOD_FIELDS = ("method_name", "method_description", "paper_url", "code_url")
+
+
 @bp.post("/c/<slug>/submit")
 @login_required
 @limiter.limit(upload_limit)
@@ -265,11 +278,17 @@ def submit(slug: str):
             upload.stream,
             upload.filename,
             request.form.get("note", ""),
+            methods.clean(*(request.form.get(key, "") for key in METHOD_FIELDS)),
         )
     except ArenaError as exc:
         flash(exc.message, "error")
         return _back("web.challenge", slug=slug)
-    flash(f"Submission {sub.id} is queued for scoring.", "info")
+    left = limits.quota(get_session(), [sub.team_id], sub.phase, utcnow())
+    flash(
+        f"Submission {sub.id} is queued for scoring. Left: {left.left_today} today, {left.left_total} in total "
+        f"(the daily count resets at {left.resets_at:%Y-%m-%d %H:%M} UTC).",
+        "info",
+    )
     return _back("web.submission", submission_id=sub.id)
 
 
@@ -316,7 +335,9 @@ def submission_action(submission_id: int, action: str):
             submissions.cancel(db, user, submission_id)
             flash("Submission cancelled; it does not count against your limits.", "info")
         elif action == "final":
-            submissions.select_final(db, user, submission_id, request.form.get("selected") == "1")
+            before = submissions.final_picks(db, submissions.visible_submission(db, user, submission_id))
+            sub = submissions.select_final(db, user, submission_id, request.form.get("selected") == "1")
+            flash(submissions.final_confirmation(db, sub, before), "info")
         else:
             abort(404)
     except ArenaError as exc:
@@ -343,7 +364,12 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
     history = None
     if team is not None:
         history = svg.rank_history([s.rank for s in rank_history(get_session(), phase, track, team.id)])
-    table = memo(board, "html", lambda: Markup(render_template("_board_table.html", board=board)))
+    extras = participants.board_extras(get_session(), board)
+    table = memo(
+        board,
+        f"html-{extras['digest']}",
+        lambda: Markup(render_template("_board_table.html", board=board, extras=extras, challenge=phase.challenge)),
+    )
     html = render_template(
         "leaderboard.html",
         challenge=phase.challenge,
@@ -357,7 +383,7 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
         phase_state=phase.state(utcnow()),
         private_visible=phase.private_visible(utcnow()),
     )
-    return conditional_page(board, html, current_user(), team, phase.private_visible(utcnow()))
+    return conditional_page(board, html, current_user(), team, phase.private_visible(utcnow()), extras["digest"])
 
 
 @bp.get("/c/<slug>/<phase_slug>/<track_slug>/leaderboard.<fmt>")
@@ -372,3 +398,6 @@ def leaderboard_export(slug: str, phase_slug: str, track_slug: str, fmt: str):
     if fmt == "json":
         return json_board(board, phase.state(utcnow()))
     abort(404)
+
+
+from . import web_participants  # noqa: E402,F401  the participants' pages of issue 15, on this blueprint

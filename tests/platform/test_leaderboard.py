@@ -89,7 +89,7 @@ def test_csv_and_json_exports(client, db, board_setup):
     finished_submission(db, None, phase, track, 0.7, 0.7, 2, is_baseline=True, baseline_name="Baseline one")
     text = client.get("/c/tiny/dev/detection/leaderboard.csv").get_data(as_text=True)
     lines = text.strip().splitlines()
-    assert lines[0] == "rank,name,baseline,ap50,submission_id,submitted_at"
+    assert lines[0] == "rank,name,baseline,ap50,submission_id,submitted_at,entries,last_submission_at,members,method"
     assert lines[1].startswith("1,Team 0,0,0.900000") and lines[2].startswith(",Baseline one,1,0.700000")
     rows = client.get("/c/tiny/dev/detection/leaderboard.json").get_json()["rows"]
     assert [r["rank"] for r in rows] == [1, None]

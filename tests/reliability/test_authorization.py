@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from arena.models import Phase, Submission, Track
 from arena.services import teams
-from arena_testkit import load_challenge, make_user, token_for, upload
+from arena_testkit import PASSWORD, load_challenge, make_user, token_for, upload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(300)]
 ROLES = ("anonymous", "other", "member", "organizer")
@@ -66,6 +66,7 @@ def _build(app, client, db, data) -> World:
         "token": db.query(ApiToken).filter(ApiToken.user_id == alice.id).one().id,
         "label": db.query(LabelVersion).filter(LabelVersion.kind == "detection_gt").one().id,
         "model": _model_run(db, alpha, alice, sub_id),
+        "invite": _invite(db, alpha, alice),
     }
     return World(headers, ids, beta.invite_code)
 
@@ -89,6 +90,16 @@ def _model_run(db, team, user, sub_id: int) -> int:
     db.add(model)
     db.commit()
     return model.id
+
+
+def _invite(db, team, captain) -> int:
+    """A pending email invite of Alpha's."""
+    from arena.models import TeamInvite
+
+    invite = TeamInvite(team_id=team.id, email="invited@example.com", invited_by_id=captain.id)
+    db.add(invite)
+    db.commit()
+    return invite.id
 
 
 def _file(content: bytes = b"x\n", name: str = "f.csv"):
@@ -222,6 +233,55 @@ ENDPOINTS = {
         None,
         dict.fromkeys(ROLES, 200),
     ),
+    "quota": (
+        "get",
+        "/api/v1/challenges/tiny/phases/dev/tracks/detection/quota",
+        None,
+        {"anonymous": 401, "other": 200, "member": 200, "organizer": 404},  # 404: the organizer has no team
+    ),
+    "set-display-name": (
+        "patch",
+        "/api/v1/me",
+        lambda w, d, role: {"json": {"display_name": f"Name {role}"}},
+        {"anonymous": 401, "other": 200, "member": 200, "organizer": 200},
+    ),
+    "change-password": (
+        "post",
+        "/api/v1/me/password",
+        lambda w, d, role: {"json": {"current_password": PASSWORD, "new_password": PASSWORD + "!"}},
+        {"anonymous": 401, "other": 200, "member": 200, "organizer": 200},
+    ),
+    "public-team": ("get", "/api/v1/challenges/tiny/teams/{team}", None, dict.fromkeys(ROLES, 200)),
+    "invite-by-email": (
+        "post",
+        "/api/v1/teams/{team}/invites",
+        lambda w, d, role: {"json": {"email": f"inv-{role}@example.com"}},
+        {"anonymous": 401, "other": 404, "member": 201, "organizer": 404},
+    ),
+    "list-invites": (
+        "get",
+        "/api/v1/teams/{team}/invites",
+        None,
+        {"anonymous": 401, "other": 404, "member": 200, "organizer": 404},
+    ),
+    "revoke-invite": (
+        "post",
+        "/api/v1/invites/{invite}/revoke",
+        None,
+        {"anonymous": 401, "other": 404, "member": 200, "organizer": 404},
+    ),
+    "accept-invite-bad-link": (
+        "post",
+        "/api/v1/invites/accept",
+        lambda w, d, role: {"json": {"token": "not-a-link", "accept_rules": True}},
+        {"anonymous": 401, "other": 400, "member": 400, "organizer": 400},
+    ),
+    "shakeup": (  # before the reveal, like the private board: only organizers
+        "get",
+        "/api/v1/challenges/tiny/phases/dev/tracks/detection/shakeup",
+        None,
+        {"anonymous": 403, "other": 403, "member": 403, "organizer": 200},
+    ),
     "admin-phase": (
         "patch",
         "/api/v1/admin/phases/{phase}",
@@ -353,6 +413,7 @@ def test_the_matrix_covers_every_api_route(app):
                 "<int:submission_id>",
                 "<int:phase_id>",
                 "<int:model_id>",
+                "<int:invite_id>",
             ):
                 pattern = pattern.replace(converter, "{}")
             for converter in (
@@ -392,6 +453,7 @@ PATH_VALUES = {
     "version_id": lambda w: w.ids["label"],
     "flag_id": lambda w: 999999,  # no flag in the world: the role is checked before the lookup
     "model_id": lambda w: w.ids["model"],
+    "invite_id": lambda w: w.ids["invite"],
 }
 
 
@@ -448,7 +510,7 @@ def test_every_route_of_the_route_table_refuses_the_roles_its_declaration_exclud
                 wanted = "not 401/403"
             refused = status in (401, 403)
             ok = status < 500 and (str(status) == wanted if wanted != "not 401/403" else not refused)
-            if endpoint.endswith("get_leaderboard") and status == 403:
+            if endpoint.endswith(("get_leaderboard", "get_shakeup")) and status == 403:
                 ok = True  # the private split is hidden from everyone but organizers: the service's rule, not a role
             if not ok:
                 failures.append(f"{method} {rule} as {caller}: {status}, wanted {wanted}")

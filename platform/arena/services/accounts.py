@@ -13,6 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import notify
@@ -37,26 +38,81 @@ def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
-def register(session: Session, email: str, password: str) -> User:
+DISPLAY_NAME = re.compile(r"^[^\W_][\w .\-]*$")  # letters or digits first, then also spaces, '.', '_' and '-'
+DISPLAY_MIN, DISPLAY_MAX = 3, 40
+
+
+def checked_display_name(session: Session, name: str | None, user: User | None = None) -> str | None:
+    """A display name as stored (spaces collapsed; blank is None), or Invalid naming the rule it breaks, or
+    Conflict when another account has it (compared without case). No '@': a display name never looks like an
+    email address."""
+    name = " ".join((name or "").split())
+    if not name:
+        return None
+    if not DISPLAY_MIN <= len(name) <= DISPLAY_MAX:
+        raise Invalid(f"a display name has {DISPLAY_MIN} to {DISPLAY_MAX} characters", field="display_name")
+    if not DISPLAY_NAME.match(name):
+        raise Invalid(
+            "a display name starts with a letter or a digit and has only letters, digits, spaces, '.', '_' and '-'",
+            field="display_name",
+        )
+    taken = session.scalar(select(User.id).where(func.lower(User.display_name) == name.lower()))
+    if taken is not None and (user is None or taken != user.id):
+        raise Conflict(f"the display name '{name}' is taken", field="display_name")
+    return name
+
+
+def set_display_name(session: Session, user: User, name: str | None) -> User:
+    """Set (or with a blank, clear) the user's display name."""
+    user.display_name = checked_display_name(session, name, user)
+    try:
+        session.commit()
+    except IntegrityError:  # someone took it between the check and the write
+        session.rollback()
+        raise Conflict(f"the display name '{name}' is taken", field="display_name") from None
+    return user
+
+
+def change_password(session: Session, user: User, current: str, new: str) -> User:
+    """A new password, the current one required; like a reset it ends every session cookie of the user (the
+    caller logs the current browser in again) and keeps the API tokens (the user proved to know the password)."""
+    try:
+        _hasher().verify(user.password_hash, current or "")
+    except (VerificationError, InvalidHashError):
+        raise Invalid("the current password is wrong", field="current_password") from None
+    if len(new or "") < MIN_PASSWORD:
+        raise Invalid(f"the new password must have at least {MIN_PASSWORD} characters", field="new_password")
+    user.password_hash = _hasher().hash(new)
+    end_sessions(session, user)  # commits
+    return user
+
+
+def register(session: Session, email: str, password: str, display_name: str | None = None) -> User:
     """A new account (a verification link is mailed); Conflict if the email has one. For the CLI and the tests:
     the web and the API use register_quietly, which tells no one whether an email has an account."""
     email = _checked(email, password)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("an account with this email exists already", field="email")
-    user = User(email=email, password_hash=_hasher().hash(password))
+    name = checked_display_name(session, display_name)
+    user = User(email=email, password_hash=_hasher().hash(password), display_name=name)
     session.add(user)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("this email or display name was registered just now", field="display_name") from None
     send_verification(user)
     return user
 
 
-def register_quietly(session: Session, email: str, password: str) -> None:
+def register_quietly(session: Session, email: str, password: str, display_name: str | None = None) -> None:
     """Register, answering alike whether the email was new: a new address gets its verification link, a known
     one a note saying so (the owner learns of the attempt; the caller learns nothing). The password is hashed
     either way, so the answer takes as long."""
     email = _checked(email, password)
+    checked_display_name(session, display_name)  # a taken display name is said (names are public; emails not)
     try:
-        register(session, email, password)
+        register(session, email, password, display_name)
     except Conflict:
         session.rollback()
         _hasher().hash(password)

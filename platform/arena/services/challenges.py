@@ -10,7 +10,11 @@ name the key, loaded into the database; loading it again updates the challenge i
     phases: [{slug, title, starts, ends, reveal (the private board shows from then on; never before ends),
               late_submissions: true|false (uploads after the phase closes: scored, never ranked),
               tracks: [slug...], ranking: best|latest, final_submissions, limits: {per_day, total, in_flight},
-              accepts_models (final stage: model archives)}]
+              accepts_models (final stage: model archives),
+              require_method_for_final (a final pick must name its method; default: the challenge's)}],
+    require_method_for_final: true|false (the default of every phase),
+    links: {data, starter_kit}: where participants get the data and the starter kit (an http(s) address, or a
+              path in the platform's repository; defaults: facedata/README.md and starter_kit/README.md)
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ DEFAULT_MB = {"detection": 20, "recognition": 110}
 
 class BundleError(Invalid):
     """A bundle is invalid; the message starts with the key that is wrong (e.g. `phases[1].ends`)."""
+
+
+DEFAULT_LINKS = {"data": "facedata/README.md", "starter_kit": "starter_kit/README.md"}  # bundle key `links`
 
 
 def _need(data: dict, key: str, where: str, kind: type | tuple = str) -> Any:
@@ -113,6 +120,12 @@ def parse_bundle(text: str, base: Path | None = None) -> dict:
     if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 <= tolerance <= 1:
         raise BundleError("reproduction_tolerance: must be a number in [0, 1]")
     out["reproduction_tolerance"] = float(tolerance)
+    require_method = _opt(data, "require_method_for_final", "", bool, False)
+    links = _opt(data, "links", "", dict, {})
+    unknown_links = sorted(set(links) - set(DEFAULT_LINKS))
+    if unknown_links:
+        raise BundleError(f"links.{unknown_links[0]}: unknown link; the links are {', '.join(DEFAULT_LINKS)}")
+    out["links"] = {key: _opt(links, key, "links.", str, default) for key, default in DEFAULT_LINKS.items()}
     registration = _opt(data, "registration", "", dict, {})
     out["registration_opens"] = _time(registration.get("opens"), "registration.opens")
     out["registration_closes"] = _time(registration.get("closes"), "registration.closes")
@@ -188,6 +201,7 @@ def parse_bundle(text: str, base: Path | None = None) -> dict:
             "reveal_at": reveal,
             "allow_late": _opt(phase, "late_submissions", where, bool, False),
             "accepts_models": _opt(phase, "accepts_models", where, bool, False),
+            "require_method_for_final": _opt(phase, "require_method_for_final", where, bool, require_method),
         }
         for key, column, default in (
             ("per_day", "max_per_day", 5),
@@ -239,6 +253,7 @@ def load_bundle(session: Session, text: str, base: Path | None = None, actor_id:
         "split_seed",
         "public_fraction",
         "reproduction_tolerance",
+        "links",
     ):
         setattr(challenge, key, spec[key])
     session.flush()

@@ -14,6 +14,7 @@ from .. import phases, queue, states, storage
 from ..errors import ArenaError, Conflict, Forbidden, Invalid, NotFound
 from ..limits import check_limits, lock_team
 from ..models import Challenge, Membership, Phase, Submission, Track, User, utcnow
+from . import methods
 from .accounts import require_verified
 from .teams import user_team
 
@@ -63,8 +64,10 @@ def submit(
     stream: BinaryIO,
     filename: str | None,
     note: str = "",
+    method: methods.Method | None = None,
 ) -> Submission:
-    """Store an upload and queue it for scoring; returns at once with the queued submission."""
+    """Store an upload and queue it for scoring; returns at once with the queued submission. `method`: the
+    method it describes (methods.clean validated it)."""
     require_verified(user)
     phase, track = phase_and_track(session, challenge, phase_slug, track_slug)
     team = user_team(session, user, challenge)
@@ -93,6 +96,7 @@ def submit(
             team_id=team.id,
             created_at=now,
             late=late,
+            **(method or methods.Method()).fields(),
         )
         session.add(sub)
         session.commit()
@@ -185,6 +189,12 @@ def select_final(session: Session, user: User, submission_id: int, selected: boo
         raise Conflict("a disqualified submission cannot be a final pick")
     if selected and sub.state != states.FINISHED:
         raise Conflict("only a finished submission can be picked for the private leaderboard")
+    if selected and sub.phase.require_method_for_final and not sub.method_name:
+        raise Conflict(
+            f"phase '{sub.phase.title}' needs a method name on every final pick; submission {sub.id} names none "
+            "(upload it again with a method name)",
+            field="method_name",
+        )
     if selected and not sub.selected_final:
         count = session.scalar(
             select(func.count(Submission.id)).where(
@@ -201,6 +211,41 @@ def select_final(session: Session, user: User, submission_id: int, selected: boo
     sub.selected_final = selected
     session.commit()
     return sub
+
+
+def final_picks(session: Session, sub: Submission) -> list[int]:
+    """The ids of the team's explicit final picks in the submission's phase and track."""
+    return list(
+        session.scalars(
+            select(Submission.id)
+            .where(
+                Submission.team_id == sub.team_id,
+                Submission.phase_id == sub.phase_id,
+                Submission.track_id == sub.track_id,
+                Submission.selected_final.is_(True),
+            )
+            .order_by(Submission.id)
+        )
+    )
+
+
+def final_confirmation(session: Session, sub: Submission, before: list[int]) -> str:
+    """What a pick (or unpick) did, in words: the web page flashes it, the API and the CLI return it. `before`:
+    the team's picks before the change."""
+    method = f" ({sub.method_name})" if sub.method_name else ""
+    where = f"phase {sub.phase.title}, track {sub.track.title}"
+    now = final_picks(session, sub)
+    if sub.id not in now:
+        rest = ", ".join(map(str, now)) or "none: the automatic choice applies again"
+        return f"Submission {sub.id}{method} is no longer a final pick for {where}; your picks: {rest}."
+    if sub.id in before:
+        return f"Submission {sub.id}{method} was already a final pick for {where}."
+    picks = f"{len(now)} of {sub.phase.final_count}"
+    if not before:
+        done = f"Submission {sub.id}{method} is now your final pick for {where} ({picks})"
+        return f"{done}; it replaces the automatic choice."
+    others = ", ".join(map(str, before))
+    return f"Submission {sub.id}{method} is now your final pick for {where} ({picks}), beside {others}."
 
 
 def team_submissions(session: Session, user: User, challenge: Challenge) -> list[Submission]:
@@ -235,6 +280,7 @@ def public_view(sub: Submission) -> dict:
         "phase_state": sub.phase.state(utcnow()),
         "disqualified_reason": sub.disqualified_reason,
         "is_baseline": sub.is_baseline,
+        "method": methods.view(sub),
     }
 
 

@@ -70,6 +70,15 @@ def join_team(session: Session, user: User, challenge: Challenge, invite_code: s
     )
     if team is None or team.merged_into_id is not None:
         raise NotFound("no team of this challenge has that invite code", field="invite_code")
+    return join(session, user, team)
+
+
+def join(session: Session, user: User, team: Team) -> Team:
+    """Add the user to the team, under the team lock (the size cap), once the caller checked the registration
+    window and the rules: the one way in for invite codes and email invites alike."""
+    challenge = team.challenge
+    if team.merged_into_id is not None:
+        raise NotFound("this team was merged into another one")
     if team.status == "banned":
         raise Forbidden("this team is banned")
     session.commit()  # end any read transaction: the lock below must be the transaction's first statement
@@ -88,7 +97,7 @@ def join_team(session: Session, user: User, challenge: Challenge, invite_code: s
     return team
 
 
-def _captain_of(session: Session, user: User, team_id: int) -> Team:
+def captain_of(session: Session, user: User, team_id: int) -> Team:
     team = session.get(Team, team_id)
     if (
         team is None
@@ -102,7 +111,7 @@ def _captain_of(session: Session, user: User, team_id: int) -> Team:
 
 
 def remove_member(session: Session, captain: User, team_id: int, user_id: int) -> None:
-    team = _captain_of(session, captain, team_id)
+    team = captain_of(session, captain, team_id)
     if user_id == captain.id:
         raise Invalid("the captain cannot remove themself; hand over captaincy first")
     membership = session.scalar(select(Membership).where(Membership.team_id == team.id, Membership.user_id == user_id))
@@ -121,7 +130,7 @@ def remove_member(session: Session, captain: User, team_id: int, user_id: int) -
 
 
 def transfer_captaincy(session: Session, captain: User, team_id: int, user_id: int) -> None:
-    team = _captain_of(session, captain, team_id)
+    team = captain_of(session, captain, team_id)
     if (
         session.scalar(select(Membership.id).where(Membership.team_id == team.id, Membership.user_id == user_id))
         is None
@@ -144,7 +153,7 @@ def merge_teams(session: Session, captain: User, team_id: int, target_invite_cod
     """Merge the captain's team into the team with this invite code (Kaggle style): before the challenge's merge
     deadline, only if the members fit the size cap and the two teams' submissions together fit every phase's limits.
     The merged team keeps the target's name and captain; members and submissions move to it."""
-    team = _captain_of(session, captain, team_id)
+    team = captain_of(session, captain, team_id)
     challenge = team.challenge
     now = utcnow()
     if challenge.merge_deadline and now >= challenge.merge_deadline:
