@@ -413,3 +413,36 @@ class StandingBoard(Base):
     track_id: Mapped[int] = mapped_column(ForeignKey("track.id", ondelete="CASCADE"), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------------------------------- console
+
+
+class Announcement(Base):
+    """An organizers' message to every team of a challenge (arena/announcements.py): shown on the challenge page,
+    sent in-app and by mail to each member when it is posted."""
+
+    __tablename__ = "announcement"
+    __table_args__ = (Index("ix_announcement_challenge", "challenge_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")  # Markdown, sanitised when shown
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)  # how many members it was sent to
+    author: Mapped[User | None] = relationship()
+
+
+# the indexes that serve the organizer console's filtered, keyset-paginated lists (arena/console.py): each list
+# walks one of them backwards by id, so a page costs a LIMIT however many rows the challenge holds
+CONSOLE_INDEXES = (
+    Index("ix_team_console", Team.challenge_id, Team.status, Team.id),
+    Index("ix_submission_console_track", Submission.track_id, Submission.id),
+    Index("ix_submission_console_state", Submission.state, Submission.id),
+    Index("ix_submission_console_team", Submission.team_id, Submission.id),
+    Index("ix_audit_console_challenge", AuditEvent.challenge_id, AuditEvent.id),
+    Index("ix_audit_console_actor", AuditEvent.actor_id, AuditEvent.id),
+    Index("ix_audit_console_action", AuditEvent.action, AuditEvent.id),
+    Index("ix_audit_console_object", AuditEvent.object_type, AuditEvent.object_id, AuditEvent.id),
+)

@@ -107,14 +107,29 @@ class ActionForm(Model):
     note: str = Field("", max_length=500)
     state: Literal[("", *sorted(states.RESCORABLE))] = ""  # type: ignore[valid-type]  # rescore: "" is all
     rescore_team: OptionalId = None
+    confirm: str = ""  # "1": the confirmation page was seen (destructive actions)
+    next: str = ""  # where to go back to: the console list the form was sent from
+
+
+def _confirm(title: str, effect: str, slug: str):
+    """The confirmation step of a destructive action: the page says what it will do and posts the same form
+    again with confirm=1 (works without JavaScript)."""
+    fields = [(k, v) for k, v in request.form.items(multi=True) if k not in ("confirm", "csrf_token")]
+    back = url_for("admin.challenge", slug=slug)
+    return render_template("admin/confirm.html", title=title, effect=effect, fields=fields, back=back)
 
 
 @bp.post("/c/<slug>/action")
 @organizer_required
 def action(slug: str):
+    """Every form of the challenge page. Destructive ones (a ban, a disqualification, a rescore, closing or
+    revealing a phase) first answer the confirmation page unless the form carries confirm=1."""
     challenge = _challenge(slug)
     db, actor, form = get_session(), current_user(), contract.form(ActionForm)
+    confirmed = form.confirm == "1"
     upload = request.files.get("file")
+    local = form.next.startswith("/admin/") and not form.next.startswith("//")  # never an open redirect
+    back = redirect(form.next if local else url_for("admin.challenge", slug=slug))
     try:
         if form.what == "phase":
             phase = admin.get_or_404(db, Phase, form.phase_id)
@@ -124,7 +139,13 @@ def action(slug: str):
                 "closed": form.closed == "on",
                 "private_revealed": form.private_revealed == "on",
             }
+            effect = admin.phase_effect(db, phase, changes)
+            if effect and not confirmed:
+                return _confirm(f"Change phase '{phase.title}'", effect, slug)
             admin.update_phase(db, actor, phase, changes, form.reason)
+            message = f"Phase '{phase.title}' saved: it is {phase.state(utcnow())}" + (
+                f"; {effect}." if effect else "."
+            )
         elif form.what == "labels":
             track = admin.get_or_404(db, Track, form.track_id)
             if upload is None or not upload.filename:
@@ -136,33 +157,41 @@ def action(slug: str):
             if version.id not in labels.active_version_ids(track):
                 flash(f"Stored as {version.kind} version {version.version}: review its changes and confirm.", "info")
                 return redirect(url_for("admin.label_version", version_id=version.id))
+            message = f"{version.kind} version {version.version} stored and active (the first of its kind)."
         elif form.what == "rescore":
             track = admin.get_or_404(db, Track, form.track_id)
+            states_ = (form.state,) if form.state else None
+            if not confirmed:
+                effect = admin.rescore_effect(db, track, states_, form.rescore_team)
+                return _confirm(f"Rescore track '{track.title}'", effect, slug)
             count = admin.rescore_track(
-                db,
-                track,
-                actor.id,
-                form.reason or "rescore requested",
-                states_=(form.state,) if form.state else None,
-                team_id=form.rescore_team,
+                db, track, actor.id, form.reason or "rescore requested", states_=states_, team_id=form.rescore_team
             )
-            flash(f"{count} submissions are being rescored.", "info")
+            message = f"{count} submissions are being rescored."
         elif form.what == "team":
             team = admin.get_or_404(db, Team, form.team_id)
-            admin.moderate_team(db, actor, team, form.action, form.reason)
+            if form.action == "ban" and not confirmed and form.action in admin.team_actions(team):
+                effect = admin.team_effect(db, team, "ban")
+                return _confirm(f"Ban team '{team.name}'", f"{effect}; its members can no longer submit", slug)
+            message = admin.moderate(db, actor, team, form.action, form.reason)[1]
         elif form.what == "disqualify":
             sub = admin.get_or_404(db, Submission, form.submission_id)
+            if not confirmed and admin.can_disqualify(sub):
+                return _confirm(f"Disqualify submission {sub.id}", admin.disqualify_effect(db, sub), slug)
+            effect = admin.disqualify_effect(db, sub)
             admin.disqualify(db, actor, sub, form.reason)
+            message = f"Submission {sub.id} disqualified: {effect}."
         else:
             phase = admin.get_or_404(db, Phase, form.phase_id)
             track = db.scalar(select(Track).where(Track.challenge_id == challenge.id, Track.slug == form.track))
             if track is None or upload is None or not upload.filename:
                 raise Invalid("choose a track and a file")
-            admin.post_baseline(db, actor, phase, track, upload.stream, upload.filename, form.name, form.note)
-        flash("Done.", "info")
+            sub = admin.post_baseline(db, actor, phase, track, upload.stream, upload.filename, form.name, form.note)
+            message = f"Baseline '{sub.baseline_name}' posted as submission {sub.id}: it is being scored."
+        flash(message, "info")
     except ArenaError as exc:
         flash(exc.message, "error")
-    return redirect(url_for("admin.challenge", slug=slug))
+    return back
 
 
 class ReasonForm(Model):
