@@ -254,7 +254,10 @@ def phase_effect(session: Session, phase: Phase, changes: dict) -> str | None:
         return None
     if new == phases.REVEALED:
         rows = session.scalar(select(func.count()).where(Standing.phase_id == phase.id, Standing.split == "private"))
-        return f"the private boards of '{phase.title}' ({rows} rows) become public for everyone; this cannot be kept secret again"
+        return (
+            f"the private boards of '{phase.title}' ({rows} rows) become public for everyone; "
+            "they cannot be made secret again once seen"
+        )
     in_flight = session.scalar(
         select(func.count()).where(
             Submission.phase_id == phase.id, Submission.state.in_(("submitted", "queued", "running"))
