@@ -12,19 +12,65 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BeforeValidator, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from . import states
+from .contract import FormId, Model
 from .errors import Invalid
-from .models import AuditEvent, Challenge, Membership, Phase, Submission, Team, Track
+from .models import AuditEvent, Challenge, Membership, Submission, Team, Track, User
 
 PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
 TEAM_STATES = ("pending", "approved", "banned", "hidden", "merged")  # status values, and two visibility filters
 STATE_CHANGES = ("submission.state",)  # the automatic state changes the audit log shows apart
 AUDIT_SCOPES = ("actions", "states", "all")  # organizer and participant actions | state changes | everything
+
+
+def _blank_is_none(value):
+    return None if value == "" else value
+
+
+Blank = BeforeValidator(_blank_is_none)  # an empty field of a filter form (or ?state=) means no filter
+OptionalId = Annotated[FormId | None, Blank]
+OptionalText = Annotated[str | None, Blank, Field(max_length=200)]
+
+
+class PageQuery(Model):
+    """Paging of every console list: ?size= (at most MAX_PAGE_SIZE), ?before=<id> (older), ?after=<id> (newer)."""
+
+    size: Annotated[int | None, Blank, Field(ge=1, le=MAX_PAGE_SIZE)] = None
+    before: OptionalId = None
+    after: OptionalId = None
+
+
+class TeamQuery(PageQuery):
+    state: Annotated[Literal[TEAM_STATES] | None, Blank] = None  # type: ignore[valid-type]
+    q: OptionalText = None
+
+
+class SubmissionQuery(PageQuery):
+    state: Annotated[Literal[states.STATES] | None, Blank] = None  # type: ignore[valid-type]
+    team_id: OptionalId = None
+    track: OptionalText = None
+    phase: OptionalText = None
+    since: Annotated[dt.date | None, Blank] = None  # created on or after this day (UTC)
+    until: Annotated[dt.date | None, Blank] = None  # created on or before this day (UTC)
+
+
+class AuditQuery(PageQuery):
+    challenge: OptionalText = None  # a challenge's slug
+    scope: Annotated[Literal[AUDIT_SCOPES], BeforeValidator(lambda v: v or "actions")] = "actions"  # type: ignore[valid-type]
+    actor: OptionalText = None  # an email, or "system"
+    kind: OptionalText = None  # an action ("team.ban") or its prefix ("team")
+    object_type: OptionalText = None
+    object_id: OptionalId = None
+
+
+def _day(value: dt.date | None, plus: int = 0) -> dt.datetime | None:
+    return None if value is None else dt.datetime(value.year, value.month, value.day) + dt.timedelta(days=plus)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,8 +250,6 @@ def audit(
         if actor == "system":
             query = query.where(AuditEvent.actor_id.is_(None))
         else:
-            from .models import User
-
             user_id = session.scalar(select(User.id).where(func.lower(User.email) == actor.strip().lower()))
             if user_id is None:
                 raise Invalid(f"no user with the email '{actor}'", field="actor")
@@ -248,6 +292,27 @@ def changes(event: AuditEvent) -> list[str]:
     return lines
 
 
+def team_page(session: Session, challenge: Challenge, query: TeamQuery) -> Page:
+    return teams(session, challenge, **query.model_dump())
+
+
+def submission_page(session: Session, challenge: Challenge, query: SubmissionQuery) -> Page:
+    fields = query.model_dump()
+    fields["since"], fields["until"] = _day(query.since), _day(query.until, plus=1)
+    return submissions(session, challenge, **fields)
+
+
+def audit_page(session: Session, query: AuditQuery) -> Page:
+    fields = query.model_dump()
+    slug = fields.pop("challenge")
+    challenge = None
+    if slug:
+        challenge = session.scalar(select(Challenge).where(Challenge.slug == slug))
+        if challenge is None:
+            raise Invalid(f"no challenge '{slug}'", field="challenge")
+    return audit(session, challenge=challenge, **fields)
+
+
 def phase_and_track_ids(session: Session, challenge: Challenge) -> dict:
     """Every id an admin endpoint of the challenge needs: its phases, tracks and label versions."""
     from .labels import active_version_ids, versions
@@ -266,6 +331,3 @@ def phase_and_track_ids(session: Session, challenge: Challenge) -> dict:
             )
         ],
     }
-
-
-__all__ = ["Page", "Phase", "audit", "changes", "submissions", "teams"]

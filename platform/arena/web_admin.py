@@ -9,13 +9,12 @@ from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_t
 from pydantic import BeforeValidator, Field
 from sqlalchemy import select
 
-from . import contract, integrity, labels, states
-from . import queue as arena_queue
+from . import contract, dashboard, integrity, labels, states
 from .auth import current_user
 from .contract import FormId, Model, parse_time
 from .db import get_session
-from .errors import ArenaError, Invalid
-from .models import AuditEvent, Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
+from .errors import ArenaError, Conflict, Invalid
+from .models import Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
 from .services import admin
 from .services.challenges import load_bundle
 
@@ -62,21 +61,14 @@ def index():
 @bp.get("/c/<slug>")
 @organizer_required
 def challenge(slug: str):
+    """The challenge's console: its dashboard, phases, tracks and labels; the lists are pages of their own."""
     challenge = _challenge(slug)
     db = get_session()
-    teams = db.scalars(select(Team).where(Team.challenge_id == challenge.id).order_by(Team.id)).all()
-    subs = db.scalars(
-        select(Submission)
-        .join(Phase)
-        .where(Phase.challenge_id == challenge.id)
-        .order_by(Submission.id.desc())
-        .limit(200)
-    ).all()
     return render_template(
         "admin/challenge.html",
         challenge=challenge,
-        teams=teams,
-        submissions=subs,
+        dash=dashboard.summary(db, challenge),
+        queue_info=dashboard.queue_info(),
         versions={t.id: labels.versions(db, t) for t in challenge.tracks},
         active={t.id: labels.active_version_ids(t) for t in challenge.tracks},
         rescorable=sorted(states.RESCORABLE),
@@ -189,6 +181,10 @@ def action(slug: str):
             sub = admin.post_baseline(db, actor, phase, track, upload.stream, upload.filename, form.name, form.note)
             message = f"Baseline '{sub.baseline_name}' posted as submission {sub.id}: it is being scored."
         flash(message, "info")
+    except Conflict as exc:
+        if form.what in ("team", "disqualify"):  # an action the state does not allow: the 409 page says why
+            raise
+        flash(exc.message, "error")
     except ArenaError as exc:
         flash(exc.message, "error")
     return back
@@ -252,18 +248,9 @@ def flags(slug: str):
     return render_template("admin/flags.html", challenge=challenge, flags=rows, status=status)
 
 
-@bp.get("/audit")
-@organizer_required
-def audit_log():
-    events = get_session().scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(500)).all()
-    return render_template("admin/audit.html", events=events)
-
-
 @bp.get("/queue")
 @organizer_required
 def queue_page():
-    from rq import Worker
-
     db = get_session()
     by_state = {
         state: db.scalars(
@@ -271,18 +258,7 @@ def queue_page():
         ).all()
         for state in ("queued", "running", "rescoring", "failed")
     }
-    info = {"error": None, "workers": [], "queued": 0, "started": 0, "failed": 0}
-    try:
-        q = arena_queue.queue()
-        info["queued"], info["started"] = q.count, q.started_job_registry.count
-        info["failed"] = q.failed_job_registry.count
-        info["workers"] = [
-            {"name": w.name, "state": w.get_state(), "heartbeat": w.last_heartbeat}
-            for w in Worker.all(connection=arena_queue.connect())
-        ]
-    except Exception as exc:  # Redis down: the page still shows the database's view
-        info["error"] = f"the queue cannot be reached: {exc}"
-    return render_template("admin/queue.html", by_state=by_state, info=info, now=utcnow())
+    return render_template("admin/queue.html", by_state=by_state, info=dashboard.queue_info(), now=utcnow())
 
 
 @bp.route("/c/<slug>/<phase_slug>/<track_slug>/final", methods=["GET", "POST"])
