@@ -44,7 +44,7 @@ def summary(session: Session, challenge: Challenge, now: dt.datetime | None = No
         ).all()
     )
     by_state = dict(
-        session.execute(select(Submission.state, func.count()).where(in_challenge).group_by(Submission.state))
+        session.execute(select(Submission.state, func.count()).where(in_challenge).group_by(Submission.state)).all()
     )
     active = session.scalar(
         select(func.count(func.distinct(Submission.team_id))).where(
