@@ -17,7 +17,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 
-from flask import Response, stream_with_context
+from flask import Response, current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -186,8 +186,16 @@ def response(session: Session, challenge: Challenge, what: str, fmt: str) -> Res
         raise NotFound(f"no format '{fmt}'; choose one of {', '.join(FORMATS)}", field="format")
     name = f"{challenge.slug}-{what}.{fmt}"
     headers = {"Content-Disposition": f"attachment; filename={name}"}
-    rows = ROWS[what](session, challenge)
     if fmt == "json":
-        body = json.dumps({"challenge": challenge.slug, what: list(rows)}, indent=1)
+        body = json.dumps({"challenge": challenge.slug, what: list(ROWS[what](session, challenge))}, indent=1)
         return Response(body, mimetype="application/json", headers=headers)
-    return Response(stream_with_context(csv_lines(FIELDS[what], rows)), mimetype="text/csv", headers=headers)
+    return Response(
+        _stream(current_app.extensions["arena.sessionmaker"], challenge.id, what), mimetype="text/csv", headers=headers
+    )
+
+
+def _stream(maker, challenge_id: int, what: str) -> Iterator[str]:
+    """The CSV of an export, read as it is sent, in a session of its own: the request's session is closed once
+    the view returns, before the body is sent."""
+    with maker() as session:
+        yield from csv_lines(FIELDS[what], ROWS[what](session, session.get(Challenge, challenge_id)))
