@@ -114,8 +114,8 @@ def _confirm(title: str, effect: str, slug: str):
 @bp.post("/c/<slug>/action")
 @organizer_required
 def action(slug: str):
-    """Every form of the challenge page. Destructive ones (a ban, a disqualification, a rescore, closing or
-    revealing a phase) first answer the confirmation page unless the form carries confirm=1."""
+    """Every form of the challenge page. Destructive ones (a ban, a disqualification, a rescore of everything,
+    closing or revealing a phase) first answer the confirmation page unless the form carries confirm=1."""
     challenge = _challenge(slug)
     db, actor, form = get_session(), current_user(), contract.form(ActionForm)
     confirmed = form.confirm == "1"
@@ -153,7 +153,7 @@ def action(slug: str):
         elif form.what == "rescore":
             track = admin.get_or_404(db, Track, form.track_id)
             states_ = (form.state,) if form.state else None
-            if not confirmed:
+            if not confirmed and states_ is None and form.rescore_team is None:  # rescore all: confirmed first
                 effect = admin.rescore_effect(db, track, states_, form.rescore_team)
                 return _confirm(f"Rescore track '{track.title}'", effect, slug)
             count = admin.rescore_track(
