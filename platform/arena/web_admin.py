@@ -225,7 +225,8 @@ def label_version(version_id: int):
     except ArenaError as exc:
         diff = None
         flash(exc.message, "error")
-    return render_template("admin/labels.html", version=version, track=track, diff=diff)
+    effect = admin.label_effect(db, version)
+    return render_template("admin/labels.html", version=version, track=track, diff=diff, effect=effect)
 
 
 @bp.route("/c/<slug>/flags", methods=["GET", "POST"])

@@ -340,3 +340,16 @@ def test_every_id_an_admin_endpoint_takes_is_in_an_api_answer(app, db, client, c
         if ROLE_OF.get(rule.endpoint) == ORGANIZER:
             needed |= {name for name in rule.arguments if name.endswith("_id")}
     assert needed and needed <= set(found), needed - set(found)
+
+
+def test_the_label_review_states_what_an_activation_touches(db, challenge):
+    from arena import labels
+
+    (team,) = _teams(db, challenge, 1)
+    phase, det = _phase_track(challenge)
+    finished_submission(db, team, phase, det, 0.5, 0.5, 1)
+    version = labels.versions(db, det)[0]
+    assert admin.label_effect(db, version) == (
+        "its 1 scored submissions are restored from their kept scores or rescored, and the track's boards "
+        "(2 rows) are rebuilt on these labels"
+    )

@@ -270,6 +270,20 @@ def phase_effect(session: Session, phase: Phase, changes: dict) -> str | None:
     )
 
 
+def label_effect(session: Session, version: LabelVersion) -> str:
+    """What activating a label version does to its track, in numbers read now (the review page states it)."""
+    scored = session.scalar(
+        select(func.count()).where(
+            Submission.track_id == version.track_id, Submission.state.in_((FINISHED, UNSCORABLE))
+        )
+    )
+    rows = session.scalar(select(func.count()).where(Standing.track_id == version.track_id))
+    return (
+        f"its {scored} scored submissions are restored from their kept scores or rescored, and the track's boards "
+        f"({rows} rows) are rebuilt on these labels"
+    )
+
+
 def rescore_effect(session: Session, track: Track, states_: tuple[str, ...] | None, team_id: int | None) -> str:
     wanted = tuple(states_ or sorted(RESCORABLE))
     query = select(func.count()).where(Submission.track_id == track.id, Submission.state.in_(wanted))
