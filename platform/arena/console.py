@@ -35,13 +35,13 @@ def _blank_is_none(value):
 
 Blank = BeforeValidator(_blank_is_none)  # an empty field of a filter form (or ?state=) means no filter
 OptionalId = Annotated[FormId | None, Blank]
-OptionalText = Annotated[str | None, Blank, Field(max_length=200)]
+OptionalText = Annotated[Annotated[str, Field(max_length=200)] | None, Blank]
 
 
 class PageQuery(Model):
     """Paging of every console list: ?size= (at most MAX_PAGE_SIZE), ?before=<id> (older), ?after=<id> (newer)."""
 
-    size: Annotated[int | None, Blank, Field(ge=1, le=MAX_PAGE_SIZE)] = None
+    size: Annotated[Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] | None, Blank] = None
     before: OptionalId = None
     after: OptionalId = None
 

@@ -75,6 +75,16 @@ def test_a_bad_list_parameter_is_a_400_naming_it(client, challenge, organizer, q
     assert response.status_code == 400 and field in response.get_data(as_text=True)
 
 
+def test_an_empty_filter_of_the_form_means_no_filter(org_client, client, challenge, organizer):
+    _org, headers = organizer
+    assert org_client.get("/admin/c/tiny/teams?state=&q=&size=").status_code == 200
+    query = "state=&phase=&track=&team_id=&since=&until=&size="
+    assert org_client.get(f"/admin/c/tiny/submissions?{query}").status_code == 200
+    assert org_client.get("/admin/audit?scope=&actor=&kind=&object_type=&object_id=").status_code == 200
+    assert client.get("/api/v1/admin/challenges/tiny/teams?q=", headers=headers).status_code == 200
+    assert client.get(f"/api/v1/admin/challenges/tiny/teams?q={'x' * 201}", headers=headers).status_code == 400
+
+
 def test_a_bad_filter_on_a_page_is_a_400_page_naming_it(org_client, challenge):
     response = org_client.get("/admin/c/tiny/submissions?track=nope")
     assert response.status_code == 400 and "no track &#39;nope&#39;" in response.get_data(as_text=True)
