@@ -19,7 +19,7 @@ def test_an_organizer_filters_pages_and_bans_through_the_confirmation(
     app,
     engine,
     live_server,
-    browser,
+    browser,  # noqa: F811  the fixture imported above
     db,
     challenge,
     tmp_path,  # noqa: F811
