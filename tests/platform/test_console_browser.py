@@ -22,7 +22,7 @@ def test_an_organizer_filters_pages_and_bans_through_the_confirmation(
     browser,  # noqa: F811  the fixture imported above
     db,
     challenge,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     if engine.dialect.name != "sqlite":
         pytest.skip("one browser run is enough")
