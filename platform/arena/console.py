@@ -269,11 +269,13 @@ def _show(value) -> str:
         return "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, (dict, list)):
-        return (
-            ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else ", ".join(map(str, value))
-        )
-    return str(value)
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}={v}" for k, v in value.items())
+    elif isinstance(value, list):
+        text = ", ".join(map(str, value))
+    else:
+        text = str(value)
+    return text if len(text) <= 40 else text[:16] + "…"  # a checksum, a long message: its start tells it apart
 
 
 def changes(event: AuditEvent) -> list[str]:

@@ -114,7 +114,8 @@ def per_day_chart(per_day: dict[str, dict[str, int]], days: list[str]) -> Markup
     ]
     title = f"submissions per day and track, the last {len(days)} days (UTC)"
     return Markup(
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" id="per-day-chart" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" id="per-day-chart" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>'
         f'<rect x="{pad}" y="8" width="{width - pad - 8}" height="{height - pad - 8}" fill="none" stroke="#888"/>'
         + "".join(labels + lines + legend)

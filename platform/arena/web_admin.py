@@ -107,7 +107,8 @@ def _confirm(title: str, effect: str, slug: str):
     """The confirmation step of a destructive action: the page says what it will do and posts the same form
     again with confirm=1 (works without JavaScript)."""
     fields = [(k, v) for k, v in request.form.items(multi=True) if k not in ("confirm", "csrf_token")]
-    back = url_for("admin.challenge", slug=slug)
+    nxt = request.form.get("next", "")
+    back = nxt if nxt.startswith("/admin/") and not nxt.startswith("//") else url_for("admin.challenge", slug=slug)
     return render_template("admin/confirm.html", title=title, effect=effect, fields=fields, back=back)
 
 
