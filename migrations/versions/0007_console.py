@@ -25,6 +25,13 @@ INDEXES = (
 )
 
 
+PARTIAL = (  # the default view of the audit log, people's actions: the state changes are not in these indexes
+    ("ix_audit_console_actions", ["id"]),
+    ("ix_audit_console_challenge_actions", ["challenge_id", "id"]),
+)
+ACTIONS = "action <> 'submission.state'"
+
+
 def upgrade() -> None:
     op.create_table(
         "announcement",
@@ -42,9 +49,14 @@ def upgrade() -> None:
     op.create_index("ix_announcement_challenge", "announcement", ["challenge_id", "id"], unique=False)
     for name, table, columns in INDEXES:
         op.create_index(name, table, columns, unique=False)
+    for name, columns in PARTIAL:
+        where = {"postgresql_where": sa.text(ACTIONS), "sqlite_where": sa.text(ACTIONS)}
+        op.create_index(name, "audit_event", columns, unique=False, **where)
 
 
 def downgrade() -> None:
+    for name, _columns in PARTIAL:
+        op.drop_index(name, table_name="audit_event")
     for name, table, _columns in INDEXES:
         op.drop_index(name, table_name=table)
     op.drop_index("ix_announcement_challenge", table_name="announcement")
