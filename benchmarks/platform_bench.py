@@ -349,20 +349,26 @@ def main() -> None:
         gunicorn = start_gunicorn(env, args.workers, base)
         etag = requests.get(base + api, timeout=30).headers["ETag"]
         gz = ("Accept-Encoding: gzip",)
+        console, auth = f"/admin/c/{info['slug']}", (info["cookie"], (), "200")  # the console's paginated lists
         for name, path, cookie, headers, expect in (
             ("hello", "/healthz", None, (), "200"),
             ("board_page", board, None, (), "200"),
             ("board_api", api, None, (), "200"),
             ("board_api_gzip", api, None, gz, "200"),  # what browsers and most clients send
             ("board_api_304", api, None, (f"If-None-Match: {etag}",), "304"),  # a client revalidating its copy
-            ("admin_challenge", f"/admin/c/{info['slug']}", info["cookie"], (), "200"),
+            ("admin_challenge", f"/admin/c/{info['slug']}", info["cookie"], (), "200"),  # the dashboard
+            ("admin_teams", f"{console}/teams?state=approved", info["cookie"], (), "200"),
+            ("admin_submissions", f"{console}/submissions", info["cookie"], (), "200"),
+            ("admin_submissions_filtered", f"{console}/submissions?track=detection&state=finished", *auth),
+            ("admin_submissions_deep", f"{console}/submissions?before={args.submissions // 2}", *auth),
             ("admin_audit", "/admin/audit", info["cookie"], (), "200"),
+            ("admin_audit_states", f"/admin/audit?scope=states&challenge={info['slug']}", *auth),
             ("hello_after", "/healthz", None, (), "200"),
         ):
             results[name] = measure(base + path, args, cookie, headers, expect)
         hello = (results["hello"]["rps"] + results["hello_after"]["rps"]) / 2
         results["hello_mean_rps"] = hello
-        for name in ("board_page", "board_api", "board_api_gzip", "board_api_304", "admin_challenge", "admin_audit"):
+        for name in [n for n in results if n.startswith(("board_", "admin_"))]:
             results[name]["rps_ratio_to_hello"] = results[name]["rps"] / hello
         if not args.skip_uploads:
             sys.path.insert(0, str(ROOT))

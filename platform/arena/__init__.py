@@ -52,10 +52,11 @@ def _openapi_app(instance: str) -> Flask:
 
 def create_app(test_config: dict | None = None) -> Flask:
     from . import cli, config, db, frontend, health, logs
-    from .api import bp as api_bp
+    from .api_admin import bp as api_bp  # api.py's blueprint, the console's routes added to it
     from .extensions import csrf, limiter
     from .web import bp as web_bp
     from .web_admin import bp as admin_bp
+    from .web_console import bp as console_bp
 
     instance = os.environ.get("ARENA_INSTANCE") or str(Path.cwd() / "instance")
     app = _openapi_app(instance)
@@ -78,6 +79,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     health.bound_ids(app)  # before the blueprints: an id past the database's integer range is a 404
     app.register_blueprint(web_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(console_bp)
     app.register_api(api_bp)
     # the tests check every API response against its declared model (a drift between document and answer fails)
     app.validate_response = bool(app.config.get("API_VALIDATE_RESPONSES", app.testing))

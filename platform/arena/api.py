@@ -680,6 +680,7 @@ class TeamStateOut(Model):
     id: int
     status: str
     hidden: bool
+    message: str  # what was done, e.g. "Team 'Foo' banned: its 3 finished submissions leave the boards (...)."
 
 
 class BaselineForm(Model):
@@ -815,11 +816,12 @@ def resolve_flag(path: FlagPath, body: ResolveIn):
 
 @route("post", "/admin/teams/<int:team_id>/<action>", role=ORGANIZER, out=TeamStateOut)
 def moderate_team(path: ModeratePath, body: ReasonIn):
-    """Organizer: approve, ban, hide or unhide a team (reason needed)."""
+    """Organizer: approve, ban, unban, hide or unhide a team, as its state allows (else a 409; reason needed)."""
     session = get_session()
-    team = admin.get_or_404(session, Team, path.team_id)
-    team = admin.moderate_team(session, api_user(), team, path.action, body.reason)
-    return {"id": team.id, "status": team.status, "hidden": team.hidden}
+    team, message = admin.moderate(
+        session, api_user(), admin.get_or_404(session, Team, path.team_id), path.action, body.reason
+    )
+    return {"id": team.id, "status": team.status, "hidden": team.hidden, "message": message}
 
 
 @route("post", "/admin/submissions/<int:submission_id>/disqualify", role=ORGANIZER, out=SubmissionOut)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -442,3 +443,50 @@ class TeamInvite(Base):
     accepted_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
     team: Mapped[Team] = relationship()
+
+
+# --------------------------------------------------------------------------------------------------- console
+
+
+class Announcement(Base):
+    """An organizers' message to every team of a challenge (arena/announcements.py): shown on the challenge page,
+    sent in-app and by mail to each member when it is posted."""
+
+    __tablename__ = "announcement"
+    __table_args__ = (Index("ix_announcement_challenge", "challenge_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[int] = mapped_column(ForeignKey("challenge.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")  # Markdown, sanitised when shown
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)  # how many members it was sent to
+    author: Mapped[User | None] = relationship()
+
+
+AUDIT_ACTIONS = "action <> 'submission.state'"  # the audit events that are not a submission's state change
+
+# the indexes that serve the organizer console's filtered, keyset-paginated lists (arena/console.py): each list
+# walks one of them backwards by id, so a page costs a LIMIT however many rows the challenge holds
+CONSOLE_INDEXES = (
+    Index("ix_team_console", Team.challenge_id, Team.status, Team.id),
+    Index("ix_submission_console_track", Submission.track_id, Submission.id),
+    Index("ix_submission_console_state", Submission.state, Submission.id),
+    Index("ix_submission_console_team", Submission.team_id, Submission.id),
+    Index("ix_audit_console_challenge", AuditEvent.challenge_id, AuditEvent.id),
+    Index("ix_audit_console_actor", AuditEvent.actor_id, AuditEvent.id),
+    Index("ix_audit_console_action", AuditEvent.action, AuditEvent.id),
+    Index("ix_audit_console_object", AuditEvent.object_type, AuditEvent.object_id, AuditEvent.id),
+    # the default view of the log, people's actions: the state changes (most of the rows) are not in these indexes
+    Index(
+        "ix_audit_console_actions",
+        AuditEvent.id,
+        **{f"{d}_where": text(AUDIT_ACTIONS) for d in ("postgresql", "sqlite")},
+    ),
+    Index(
+        "ix_audit_console_challenge_actions",
+        AuditEvent.challenge_id,
+        AuditEvent.id,
+        **{f"{d}_where": text(AUDIT_ACTIONS) for d in ("postgresql", "sqlite")},
+    ),
+)

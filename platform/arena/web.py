@@ -11,7 +11,7 @@ from markupsafe import Markup
 from pydantic import Field, field_validator
 from sqlalchemy import select
 
-from . import contract, limits, participants, phases, svg
+from . import announcements, contract, limits, participants, phases, svg
 from .auth import current_user, log_in, log_out, login_required
 from .boards import board_for, conditional_page, csv_response, json_board
 from .contract import Credentials, FormId, Model
@@ -216,6 +216,7 @@ def challenge(slug: str):
         quotas=quotas,
         links=participants.challenge_links(challenge),
         invites=invites.pending(get_session(), user, team.id) if team and team.captain_id == user.id else [],
+        announcements=announcements.for_challenge(get_session(), challenge),
     )
 
 

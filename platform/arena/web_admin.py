@@ -9,13 +9,12 @@ from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_t
 from pydantic import BeforeValidator, Field
 from sqlalchemy import select
 
-from . import contract, integrity, labels, states
-from . import queue as arena_queue
+from . import contract, dashboard, integrity, labels, states
 from .auth import current_user
 from .contract import FormId, Model, parse_time
 from .db import get_session
-from .errors import ArenaError, Invalid
-from .models import AuditEvent, Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
+from .errors import ArenaError, Conflict, Invalid
+from .models import Challenge, IntegrityFlag, LabelVersion, Phase, Submission, Team, Track, utcnow
 from .services import admin
 from .services.challenges import load_bundle
 
@@ -62,21 +61,14 @@ def index():
 @bp.get("/c/<slug>")
 @organizer_required
 def challenge(slug: str):
+    """The challenge's console: its dashboard, phases, tracks and labels; the lists are pages of their own."""
     challenge = _challenge(slug)
     db = get_session()
-    teams = db.scalars(select(Team).where(Team.challenge_id == challenge.id).order_by(Team.id)).all()
-    subs = db.scalars(
-        select(Submission)
-        .join(Phase)
-        .where(Phase.challenge_id == challenge.id)
-        .order_by(Submission.id.desc())
-        .limit(200)
-    ).all()
     return render_template(
         "admin/challenge.html",
         challenge=challenge,
-        teams=teams,
-        submissions=subs,
+        dash=dashboard.summary(db, challenge),
+        queue_info=dashboard.queue_info(),
         versions={t.id: labels.versions(db, t) for t in challenge.tracks},
         active={t.id: labels.active_version_ids(t) for t in challenge.tracks},
         rescorable=sorted(states.RESCORABLE),
@@ -107,14 +99,30 @@ class ActionForm(Model):
     note: str = Field("", max_length=500)
     state: Literal[("", *sorted(states.RESCORABLE))] = ""  # type: ignore[valid-type]  # rescore: "" is all
     rescore_team: OptionalId = None
+    confirm: str = ""  # "1": the confirmation page was seen (destructive actions)
+    next: str = ""  # where to go back to: the console list the form was sent from
+
+
+def _confirm(title: str, effect: str, slug: str):
+    """The confirmation step of a destructive action: the page says what it will do and posts the same form
+    again with confirm=1 (works without JavaScript)."""
+    fields = [(k, v) for k, v in request.form.items(multi=True) if k not in ("confirm", "csrf_token")]
+    nxt = request.form.get("next", "")
+    back = nxt if nxt.startswith("/admin/") and not nxt.startswith("//") else url_for("admin.challenge", slug=slug)
+    return render_template("admin/confirm.html", title=title, effect=effect, fields=fields, back=back)
 
 
 @bp.post("/c/<slug>/action")
 @organizer_required
 def action(slug: str):
+    """Every form of the challenge page. Destructive ones (a ban, a disqualification, a rescore of everything,
+    closing or revealing a phase) first answer the confirmation page unless the form carries confirm=1."""
     challenge = _challenge(slug)
     db, actor, form = get_session(), current_user(), contract.form(ActionForm)
+    confirmed = form.confirm == "1"
     upload = request.files.get("file")
+    local = form.next.startswith("/admin/") and not form.next.startswith("//")  # never an open redirect
+    back = redirect(form.next if local else url_for("admin.challenge", slug=slug))
     try:
         if form.what == "phase":
             phase = admin.get_or_404(db, Phase, form.phase_id)
@@ -124,7 +132,13 @@ def action(slug: str):
                 "closed": form.closed == "on",
                 "private_revealed": form.private_revealed == "on",
             }
+            effect = admin.phase_effect(db, phase, changes)
+            if effect and not confirmed:
+                return _confirm(f"Change phase '{phase.title}'", effect, slug)
             admin.update_phase(db, actor, phase, changes, form.reason)
+            message = f"Phase '{phase.title}' saved: it is {phase.state(utcnow())}" + (
+                f"; {effect}." if effect else "."
+            )
         elif form.what == "labels":
             track = admin.get_or_404(db, Track, form.track_id)
             if upload is None or not upload.filename:
@@ -136,33 +150,45 @@ def action(slug: str):
             if version.id not in labels.active_version_ids(track):
                 flash(f"Stored as {version.kind} version {version.version}: review its changes and confirm.", "info")
                 return redirect(url_for("admin.label_version", version_id=version.id))
+            message = f"{version.kind} version {version.version} stored and active (the first of its kind)."
         elif form.what == "rescore":
             track = admin.get_or_404(db, Track, form.track_id)
+            states_ = (form.state,) if form.state else None
+            if not confirmed and states_ is None and form.rescore_team is None:  # rescore all: confirmed first
+                effect = admin.rescore_effect(db, track, states_, form.rescore_team)
+                return _confirm(f"Rescore track '{track.title}'", effect, slug)
             count = admin.rescore_track(
-                db,
-                track,
-                actor.id,
-                form.reason or "rescore requested",
-                states_=(form.state,) if form.state else None,
-                team_id=form.rescore_team,
+                db, track, actor.id, form.reason or "rescore requested", states_=states_, team_id=form.rescore_team
             )
-            flash(f"{count} submissions are being rescored.", "info")
+            message = f"{count} submissions are being rescored."
         elif form.what == "team":
             team = admin.get_or_404(db, Team, form.team_id)
-            admin.moderate_team(db, actor, team, form.action, form.reason)
+            if form.action == "ban" and not confirmed and form.action in admin.team_actions(team):
+                effect = admin.team_effect(db, team, "ban")
+                return _confirm(f"Ban team '{team.name}'", f"{effect}; its members can no longer submit", slug)
+            message = admin.moderate(db, actor, team, form.action, form.reason)[1]
         elif form.what == "disqualify":
             sub = admin.get_or_404(db, Submission, form.submission_id)
+            if not confirmed and admin.can_disqualify(sub):
+                return _confirm(f"Disqualify submission {sub.id}", admin.disqualify_effect(db, sub), slug)
+            effect = admin.disqualify_effect(db, sub)
             admin.disqualify(db, actor, sub, form.reason)
+            message = f"Submission {sub.id} disqualified: {effect}."
         else:
             phase = admin.get_or_404(db, Phase, form.phase_id)
             track = db.scalar(select(Track).where(Track.challenge_id == challenge.id, Track.slug == form.track))
             if track is None or upload is None or not upload.filename:
                 raise Invalid("choose a track and a file")
-            admin.post_baseline(db, actor, phase, track, upload.stream, upload.filename, form.name, form.note)
-        flash("Done.", "info")
+            sub = admin.post_baseline(db, actor, phase, track, upload.stream, upload.filename, form.name, form.note)
+            message = f"Baseline '{sub.baseline_name}' posted as submission {sub.id}: it is being scored."
+        flash(message, "info")
+    except Conflict as exc:
+        if form.what in ("team", "disqualify"):  # an action the state does not allow: the 409 page says why
+            raise
+        flash(exc.message, "error")
     except ArenaError as exc:
         flash(exc.message, "error")
-    return redirect(url_for("admin.challenge", slug=slug))
+    return back
 
 
 class ReasonForm(Model):
@@ -200,7 +226,8 @@ def label_version(version_id: int):
     except ArenaError as exc:
         diff = None
         flash(exc.message, "error")
-    return render_template("admin/labels.html", version=version, track=track, diff=diff)
+    effect = admin.label_effect(db, version)
+    return render_template("admin/labels.html", version=version, track=track, diff=diff, effect=effect)
 
 
 @bp.route("/c/<slug>/flags", methods=["GET", "POST"])
@@ -223,18 +250,9 @@ def flags(slug: str):
     return render_template("admin/flags.html", challenge=challenge, flags=rows, status=status)
 
 
-@bp.get("/audit")
-@organizer_required
-def audit_log():
-    events = get_session().scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(500)).all()
-    return render_template("admin/audit.html", events=events)
-
-
 @bp.get("/queue")
 @organizer_required
 def queue_page():
-    from rq import Worker
-
     db = get_session()
     by_state = {
         state: db.scalars(
@@ -242,18 +260,7 @@ def queue_page():
         ).all()
         for state in ("queued", "running", "rescoring", "failed")
     }
-    info = {"error": None, "workers": [], "queued": 0, "started": 0, "failed": 0}
-    try:
-        q = arena_queue.queue()
-        info["queued"], info["started"] = q.count, q.started_job_registry.count
-        info["failed"] = q.failed_job_registry.count
-        info["workers"] = [
-            {"name": w.name, "state": w.get_state(), "heartbeat": w.last_heartbeat}
-            for w in Worker.all(connection=arena_queue.connect())
-        ]
-    except Exception as exc:  # Redis down: the page still shows the database's view
-        info["error"] = f"the queue cannot be reached: {exc}"
-    return render_template("admin/queue.html", by_state=by_state, info=info, now=utcnow())
+    return render_template("admin/queue.html", by_state=by_state, info=dashboard.queue_info(), now=utcnow())
 
 
 @bp.route("/c/<slug>/<phase_slug>/<track_slug>/final", methods=["GET", "POST"])

@@ -99,7 +99,10 @@ def test_a_contest_from_registration_to_the_exported_final_standings(
     admin.check("input[name=closed]")
     admin.fill("form:has(input[name=closed]) input[name=reason]", "the deadline")
     admin.click("button:has-text('Save')")
-    assert "Done." in admin.content() and admin.inner_text("span.phase-state") == "closed"
+    assert "'Development' closes: uploads stop" in admin.inner_text("#effect")
+    admin.click("#confirm-button")  # closing is confirmed first, its consequence spelled out
+    assert "Phase 'Development' saved: it is closed" in admin.inner_text("div.flash")
+    assert admin.inner_text("span.phase-state") == "closed"
 
     page.goto(f"{live_server}/c/tiny")
     assert page.inner_text("strong.phase-state") == "closed"
@@ -116,6 +119,7 @@ def test_a_contest_from_registration_to_the_exported_final_standings(
     admin.check("input[name=private_revealed]")
     admin.fill("form:has(input[name=closed]) input[name=reason]", "top teams verified")
     admin.click("button:has-text('Save')")
+    admin.click("#confirm-button")
     assert admin.inner_text("span.phase-state") == "revealed"
     admin.screenshot(path=str(shots / "6-organizer.png"), full_page=True)
 

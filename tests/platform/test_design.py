@@ -173,7 +173,14 @@ def test_the_pages_are_styled_and_fit_a_phone(
     organizer = browser.new_context(viewport=size)
     page = organizer.new_page()
     _log_in(page, live_server, "organizer@example.com")
-    for name, path in [("admin", "/admin/"), ("admin-challenge", "/admin/c/tiny")]:
+    for name, path in [
+        ("admin", "/admin/"),
+        ("admin-challenge", "/admin/c/tiny"),
+        ("admin-teams", "/admin/c/tiny/teams"),
+        ("admin-submissions", "/admin/c/tiny/submissions"),
+        ("admin-audit", "/admin/audit?scope=all"),
+        ("admin-announcements", "/admin/c/tiny/announcements"),
+    ]:
         assert page.goto(f"{live_server}{path}").status == 200, path
         _check_page(page, name, viewport, shots)
     organizer.close()

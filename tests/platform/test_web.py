@@ -194,7 +194,7 @@ def test_organizer_pages_show_audit_queue_and_challenge(app, client, db, data, c
     _user, headers, team = team_user
     upload(client, headers, data.detection_csv())
     _login(client, "org@example.com")
-    assert "submission.state" in client.get("/admin/audit").get_data(as_text=True)
+    assert "submission.state" in client.get("/admin/audit?scope=states").get_data(as_text=True)
     queue_page = client.get("/admin/queue").get_data(as_text=True)
     assert "1 waiting" in queue_page
     response = client.post(
@@ -203,4 +203,4 @@ def test_organizer_pages_show_audit_queue_and_challenge(app, client, db, data, c
     assert response.status_code == 302
     db.expire_all()
     assert db.get(type(team), team.id).hidden
-    assert "Alpha" in client.get("/admin/c/tiny").get_data(as_text=True)
+    assert "Alpha" in client.get("/admin/c/tiny/teams").get_data(as_text=True)

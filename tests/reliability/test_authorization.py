@@ -15,6 +15,7 @@ from arena_testkit import PASSWORD, load_challenge, make_user, token_for, upload
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(300)]
 ROLES = ("anonymous", "other", "member", "organizer")
+ORGANIZERS_ONLY = {"anonymous": 401, "other": 403, "member": 403, "organizer": 200}
 
 
 @dataclass(frozen=True)
@@ -330,12 +331,30 @@ ENDPOINTS = {
         lambda w, d, role: {"json": {"reason": "matrix"}},
         {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
     ),
-    "admin-disqualify": (
+    "admin-disqualify": (  # 409: only a scored submission can be disqualified, and this one is queued
         "post",
         "/api/v1/admin/submissions/{sub}/disqualify",
         lambda w, d, role: {"json": {"reason": "matrix"}},
-        {"anonymous": 401, "other": 403, "member": 403, "organizer": 200},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 409},
     ),
+    **{
+        f"console-{name}": ("get", f"/api/v1/admin{path}", None, ORGANIZERS_ONLY)
+        for name, path in (
+            ("challenge", "/challenges/tiny"),
+            ("teams", "/challenges/tiny/teams?state=approved&size=5"),
+            ("submissions", "/challenges/tiny/submissions?track=detection"),
+            ("audit", "/audit?scope=all"),
+            ("dashboard", "/challenges/tiny/dashboard"),
+            ("export", "/challenges/tiny/exports/participants?format=csv"),
+        )
+    },
+    "console-announce": (
+        "post",
+        "/api/v1/admin/challenges/tiny/announcements",
+        lambda w, d, role: {"json": {"title": "matrix", "body": "hello"}},
+        {"anonymous": 401, "other": 403, "member": 403, "organizer": 201},
+    ),
+    "announcements": ("get", "/api/v1/challenges/tiny/announcements", None, dict.fromkeys(ROLES, 200)),
     "admin-baseline": (
         "post",
         "/api/v1/admin/baselines",
@@ -426,7 +445,7 @@ def test_the_matrix_covers_every_api_route(app):
                 "<track_slug>",
             ):
                 pattern = pattern.replace(converter, "{}")
-            pattern = pattern.replace("<action>", "{}")
+            pattern = pattern.replace("<action>", "{}").replace("<what>", "{}")
             import re
 
             regex = "^" + re.escape(pattern).replace(r"\{\}", "[^/]+") + "$"
@@ -444,6 +463,7 @@ PATH_VALUES = {
     "phase_slug": lambda w: "dev",
     "track_slug": lambda w: "detection",
     "action": lambda w: "hide",
+    "what": lambda w: "participants",
     "team_id": lambda w: w.ids["team"],
     "user_id": lambda w: w.ids["mate"],
     "submission_id": lambda w: w.ids["sub"],
