@@ -250,6 +250,70 @@ def detection_table(results: Path) -> str:
     )
 
 
+DIAGNOSTIC_COLUMNS = (
+    ("official", "official"),
+    ("seen", "seen probes"),
+    ("unseen", "unseen probes"),
+    ("lookalike_only", "look-alike distractors only"),
+    ("random_only", "random distractors only"),
+    ("lookalike_as_many_as_random", "as many look-alikes as random ones"),
+    ("no_kin", "all but the probe's own look-alikes"),
+    ("own_kin_only", "only the probe's own look-alikes"),
+    ("random_192", "192 random (the validation's gallery size)"),
+    ("closed_set", "closed set (other test identities compete)"),
+)
+
+
+def diagnostics_block(results: Path) -> str:
+    """The tables of baselines/diagnostics/ (their JSON outputs in RESULTS/diagnostics/), or '' when none."""
+    folder = results / "diagnostics"
+    out = []
+    for path in sorted(folder.glob("protocol*.json")):
+        report = json.loads(path.read_text())
+        t = report["test"]
+        out.append(
+            f"From `{LINK}diagnostics/{path.name}` (test: {t['labelled_images']:,} labelled images, "
+            f"{t['distractors']:,} distractors of which {t['lookalike_distractors']:,} look-alikes of a test identity, "
+            f"{t['seen_identities']} seen identities); rank-1 %:\n"
+        )
+        out.append("| features | " + " | ".join(title for _, title in DIAGNOSTIC_COLUMNS) + " |")
+        out.append("|---|" + "---|" * len(DIAGNOSTIC_COLUMNS))
+        for name, values in report["rank1"].items():
+            if abs(values["official"] - values["scorer_official"]) > 1e-6:
+                raise ValueError(f"{path}: {name}'s official rank-1 differs from the scorer's")
+            out.append(f"| {name} | " + " | ".join(f"{values[key]:.2f}" for key, _ in DIAGNOSTIC_COLUMNS) + " |")
+        checks = report.get("data_checks")
+        if checks:
+            out.append("")
+            out.append(
+                f"Data checks: test names as the plan {checks['test_names_match_plan']}, hidden labels as the plan "
+                f"{checks['hidden_labels_match_plan']}, training folders as the plan "
+                f"{checks['train_folders_match_plan']};"
+                f" a seen test image's raw-pixel nearest training image is of its planned folder "
+                f"{100 * checks['seen_test_nearest_train_image_is_planned_folder']:.1f} % of the time (chance "
+                f"{100 * checks['chance']:.2f} %); crop pixel mean / s.d. per channel, train "
+                f"{checks['train_crop_mean_std']} and test {checks['test_crop_mean_std']}; mean box width train / test "
+                f"{checks['mean_box_width_train_test']} px."
+            )
+        out.append("")
+    looks = folder / "lookalikes.json"
+    if looks.exists():
+        r = json.loads(looks.read_text())
+        top = ", ".join(f"{k} {v}" for k, v in list(r["changed_part_counts"].items())[:6])
+        out.append(
+            f"Look-alikes in pixels (`{LINK}diagnostics/lookalikes.json`, baselines/diagnostics/lookalikes.py: "
+            f"{r['compared']} of the {r['lookalike_identities']} look-alike identities rendered at {r['size']} px with "
+            f"the same expression as their test identity): mean absolute difference "
+            f"{r['lookalike_vs_identity_mean_abs_diff']}"
+            f" (median {r['lookalike_vs_identity_median']}) against {r['identity_other_expression_mean_abs_diff']} for"
+            f" the identity with another expression; {100 * r['lookalike_closer_than_expression_change_share']:.1f} %"
+            f" of the look-alikes are closer to their identity than an expression change, "
+            f"{100 * r['lookalike_below_0.5_share']:.1f} % differ by under 0.5 and "
+            f"{100 * r['lookalike_renders_identical_share']:.1f} % render identically. Parts changed most: {top}."
+        )
+    return "\n".join(out).strip()
+
+
 def generated_block(results: Path) -> str:
     runs = recognition_runs(results)
     machine_file = results / "machine.txt"
@@ -265,6 +329,11 @@ def generated_block(results: Path) -> str:
             per_run_table(runs) if runs else "-",
             "### Detection (the hidden detection test set of `small`)",
             detection_table(results),
+            *(
+                ["### The test protocol taken apart (baselines/diagnostics/)", block]
+                if (block := diagnostics_block(results))
+                else []
+            ),
             END,
         ]
     )
