@@ -17,6 +17,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import re
 import statistics
 import sys
@@ -330,6 +331,23 @@ def diagnostics_block(results: Path) -> str:
             f" of the look-alikes are closer to their identity than an expression change, "
             f"{100 * r['lookalike_below_0.5_share']:.1f} % differ by under 0.5 and "
             f"{100 * r['lookalike_renders_identical_share']:.1f} % render identically. Parts changed most: {top}."
+        )
+    steps = {kind: folder / f"full_model_steps_{kind}.json" for kind in ("legacy", "fixed")}
+    if all(p.exists() for p in steps.values()):
+        out.append("")
+        parts = []
+        for kind, label in (("legacy", "the first version (gamma L_da, constant reversal)"), ("fixed", "the fix")):
+            rows = json.loads(steps[kind].read_text())
+            finite = [r for r in rows if math.isfinite(r["loss"])]
+            bad = next((r["step"] for r in rows if not math.isfinite(r["loss"])), None)
+            fate = f"non-finite at step {bad}" if bad is not None else f"finite for all {len(rows)} steps"
+            parts.append(
+                f"{label}: {fate}, domain loss at most {max(r['da'] for r in finite):,.3g}, embedding norm at most "
+                f"{max(r['emb_norm'] for r in finite):,.3g} (from {rows[0]['emb_norm']:g})"
+            )
+        out.append(
+            "The full model's first steps from the softmax checkpoint (benchmarks/full_model_divergence.py, "
+            f"`{LINK}diagnostics/full_model_steps_*.json`): " + "; ".join(parts) + "."
         )
     return "\n".join(out).strip()
 

@@ -103,10 +103,10 @@ stage_report() {
 
 
 # ------------------------------------------------------------------------------------------------ the CPU table
-# One line per run: run-name experiment-config seed [overrides...]. Seed 0 of every method first, then the softmax
-# seeds (the spread) and the full model (it waits for the softmax run of its seed: it starts from it), the
-# detection baseline and the float32 check of bf16, then more seeds, the rows nearest to softmax in the previous
-# table first. Rows that finished are skipped, so the order is also the priority when time is short.
+# One line per run: run-name experiment-config seed [overrides...]. Seed 0 of every method first, then a second
+# softmax seed (the spread), the float32 check of bf16 (twice the time of a bf16 run), the full model (it waits for
+# the softmax run of its seed: it starts from it), a third softmax seed and the detection baseline, then more seeds,
+# the rows nearest to softmax in the previous table first. Rows that finished are skipped, so the order is also the priority when time is short.
 CPU_RUNS="
 softmax-seed0 softmax 0
 arcface-seed0 arcface 0
@@ -117,10 +117,10 @@ focal_arcface-seed0 focal_arcface 0
 inter_fusion-seed0 inter_fusion 0
 intra_fusion-seed0 intra_fusion 0
 softmax-seed1 softmax 1
+arcface_fp32-seed0 arcface 0 runtime.bf16=false
 full_model-seed0 full_model 0
 softmax-seed2 softmax 2
 detection-seed0 detection 0
-arcface_fp32-seed0 arcface 0 runtime.bf16=false
 sphereface-seed1 sphereface 1
 sphereface-seed2 sphereface 2
 intra_fusion-seed1 intra_fusion 1

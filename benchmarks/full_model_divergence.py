@@ -6,7 +6,8 @@
 Starts the full model from a softmax checkpoint exactly as `starter_kit.train` does (the CPU layer
 baselines/configs/cpu.yaml, lr warm-up included), and prints per step: the loss parts (cls, uir, da), the
 embedding norm, the domain classifier's weight norm, the gradient reversal weight in force, and whether anything
-is not finite. Stops at the first non-finite loss.
+is not finite. Stops at the first non-finite loss. --legacy reproduces the first version's domain loss (gamma L_da
+with a constant reversal: the domain classifier then learns at gamma times the learning rate), which diverged.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -32,12 +34,19 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", default="runs/diagnostics_cache")
     parser.add_argument("--steps", type=int, default=64)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--legacy",
+        action="store_true",
+        help="the first version's domain loss: gamma L_da with a constant reversal (the classifier at gamma x its lr)",
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    overrides = ["method.grl_schedule=constant"] if args.legacy else []
     cfg = load_config(
         ["baselines/configs/full_model.yaml", "baselines/configs/cpu.yaml"],
-        [f"data.root={args.data}", f"data.cache_dir={args.cache}", f"model.init_from={args.init}", *args.overrides],
+        [f"data.root={args.data}", f"data.cache_dir={args.cache}", f"model.init_from={args.init}", *overrides]
+        + list(args.overrides),
         defaults=DEFAULTS,
         open=OPEN_SECTIONS,
     )
@@ -67,6 +76,10 @@ def main(argv=None) -> int:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg["runtime"]["bf16"]):
             emb = model.embedder(x)
             loss, parts = model.objective(emb, labels, domains)
+            if args.legacy:  # + (gamma - 1) L_da for the classifier alone: it then descends gamma L_da, as before
+                net = model.objective.domain_classifier.net
+                extra = F.binary_cross_entropy_with_logits(net(emb.detach()).squeeze(1).float(), domains.float())
+                loss = loss + (cfg["method"]["gamma"] - 1.0) * extra
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.embedder.parameters() if p.grad is not None))
@@ -75,7 +88,7 @@ def main(argv=None) -> int:
         row = {
             "step": step,
             "lr": round(lr, 5),
-            "loss": float(loss),
+            "loss": float(loss.detach()),
             **{k: round(float(v), 4) for k, v in parts.items()},
             "emb_norm": round(float(emb.float().norm(dim=1).mean()), 2),
             "dom_w_norm": round(float(model.objective.domain_classifier.net[0].weight.norm()), 2),
