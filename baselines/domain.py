@@ -84,7 +84,8 @@ class GradientReversal(nn.Module):
 
 
 class DomainClassifier(nn.Module):
-    """Embeddings (B, D) -> domain logits float32 (B,) (positive: cartoon), through a gradient reversal layer."""
+    """Embeddings (B, D) -> domain logits float32 (B,) (positive: cartoon), through a gradient reversal layer, on
+    the L2-normalised embeddings."""
 
     def __init__(self, embedding_dim: int, hidden: int = 256, grl_lambda: float = 1.0, grl_schedule: str = "dann"):
         super().__init__()
@@ -92,7 +93,9 @@ class DomainClassifier(nn.Module):
         self.net = nn.Sequential(nn.Linear(embedding_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.net(self.reverse(embeddings)).squeeze(1).float()
+        # on the L2-normalised embedding (the feature the test compares): the reversed gradient can then only turn
+        # embeddings, not inflate them, which let the embedder raise the domain loss without bound (NaN at epoch 5)
+        return self.net(self.reverse(F.normalize(embeddings.float(), dim=1))).squeeze(1).float()
 
 
 def unknown_identity_rejection_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

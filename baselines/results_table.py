@@ -332,11 +332,15 @@ def diagnostics_block(results: Path) -> str:
             f"{100 * r['lookalike_below_0.5_share']:.1f} % differ by under 0.5 and "
             f"{100 * r['lookalike_renders_identical_share']:.1f} % render identically. Parts changed most: {top}."
         )
-    steps = {kind: folder / f"full_model_steps_{kind}.json" for kind in ("legacy", "fixed")}
+    steps = {kind: folder / f"full_model_steps_{kind}.json" for kind in ("legacy", "dann")}
     if all(p.exists() for p in steps.values()):
         out.append("")
         parts = []
-        for kind, label in (("legacy", "the first version (gamma L_da, constant reversal)"), ("fixed", "the fix")):
+        labels = (
+            ("legacy", "the first version (gamma L_da, constant reversal)"),
+            ("dann", "the DANN form on the raw embedding (it still diverged later in the run, at epoch 5)"),
+        )
+        for kind, label in labels:
             rows = json.loads(steps[kind].read_text())
             finite = [r for r in rows if math.isfinite(r["loss"])]
             bad = next((r["step"] for r in rows if not math.isfinite(r["loss"])), None)

@@ -188,3 +188,15 @@ def test_domain_loss_trains_the_classifier_and_reverses_into_the_embedder():
     classifier.reverse.lambda_ = -1.0  # -(-1) = +1: the true gradient of the loss w.r.t. the embeddings
     true_emb = torch.autograd.grad(domain_adversarial_loss(classifier(emb), domains), emb)[0]
     assert torch.allclose(grad_emb, -true_emb)
+
+
+def test_domain_classifier_reads_the_direction_of_the_embedding_only():
+    """The reversed gradient can turn embeddings but not inflate them: with a constant reversal the first fix still
+    let the embedder push the domain loss up without bound by growing the embedding norm (NaN at epoch 5)."""
+    emb, _, domains = _batch()
+    classifier = _objective("full_model", loss="softmax", grl_schedule="constant").domain_classifier
+    logits = classifier(emb)
+    assert torch.allclose(classifier(emb * 1000.0), logits, atol=1e-5)
+    grad = torch.autograd.grad(domain_adversarial_loss(logits, domains), emb)[0]
+    radial = (grad * F.normalize(emb.detach(), dim=1)).sum(dim=1)  # the component along each embedding
+    assert grad.abs().sum() > 0 and torch.allclose(radial, torch.zeros_like(radial), atol=1e-6)
