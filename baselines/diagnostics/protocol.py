@@ -205,7 +205,7 @@ def main(argv=None) -> int:
         if isinstance(path, float):
             feats = raw_pixels(args.data, args.raw, args.cache, path)
         else:
-            feats = read_features(path, len(roles["label"])).astype(np.float32)
+            feats = read_features(path, len(roles["label"])).astype(np.float64)
         report["rank1"][name] = analyse(feats, roles, info)
         print(name, report["rank1"][name], flush=True)
     text = json.dumps(report, indent=1, default=str)

@@ -77,7 +77,7 @@ def test_diagnostics_block_tabulates_the_protocol_variants_and_refuses_a_disagre
     row = next(line for line in block.splitlines() if line.startswith("| softmax_r0 |"))
     assert row == "| softmax_r0 | 14.03 | " + " | ".join(f"{10.0 + i:.2f}" for i in range(1, 10)) + " |"
     assert "1,024 look-alikes" in block and block.index(row) < block.index(END)
-    (folder / "protocol_a.json").write_text(json.dumps(_protocol_report(14.03, 9.0)))
+    (folder / "protocol_a.json").write_text(json.dumps(_protocol_report(14.03, 13.9)))
     with pytest.raises(ValueError, match="differs from the scorer"):
         results_table.diagnostics_block(results)
 
