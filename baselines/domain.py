@@ -2,8 +2,13 @@
 domain loss, on one weight-sharing embedder.
 
 L = alpha * (L_cls^c + L_cls^a) + beta * (L_uir^c + L_uir^a) + gamma * L_da, with the paper's alpha = 1,
-beta = 0.1, gamma = 10 as defaults. Domain flags follow the paper's z: 1 = cartoon, 0 = the other domain (human
-faces in the paper, `facedata`'s auxiliary drawing style here).
+beta = 0.1, gamma = 10 as defaults. The embedder's gradient is exactly that of L (L_da's reversed); the domain
+classifier, which only L_da reaches, descends L_da itself at weight 1 (the DANN form, Ganin & Lempitsky 2015:
+the adversarial weight is the reversal's lambda, the domain classifier's own loss is unweighted). Weighting the
+classifier's loss by gamma = 10 too (the first version) multiplied its learning rate by 10: at lr 0.05 it and the
+embedder blew each other up within 30 steps of a softmax-pretrained start, in float32 as in bf16
+(benchmarks/full_model_divergence.py). Domain flags follow the paper's z: 1 = cartoon, 0 = the other
+domain (human faces in the paper, `facedata`'s auxiliary drawing style here).
 
 Choices where the paper is vague (its formulas are garbled in the text we have):
 - L_cls: each domain has its own head (`NormLinear` + the configured margin); each classifies only its own rows.
@@ -15,7 +20,8 @@ Choices where the paper is vague (its formulas are garbled in the text we have):
 - L_da: the paper's text speaks of "the reciprocal of the binary softmax loss" and, in its description, of a
   gradient reversal layer; we use the standard gradient-reversal form (Ganin & Lempitsky 2015): a small domain
   classifier (D -> 256 -> 1) learns to tell the domains apart with binary cross entropy, and the reversed gradient
-  (times `grl_lambda`, default 1) pushes the embedder to make them indistinguishable.
+  (times `grl_lambda`, default 1, ramped up from 0 over training by that paper's schedule, `grl_schedule`
+  "dann") pushes the embedder to make them indistinguishable.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ CARTOON, AUXILIARY = 1, 0
 
 class _ReverseGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, lambda_: float) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, lambda_: torch.Tensor | float) -> torch.Tensor:
         ctx.lambda_ = lambda_
         return x.view_as(x)
 
@@ -38,27 +44,58 @@ class _ReverseGrad(torch.autograd.Function):
         return -ctx.lambda_ * grad, None
 
 
-class GradientReversal(nn.Module):
-    """Identity forward, gradient times -lambda backward."""
+GRL_SCHEDULES = ("dann", "constant")
 
-    def __init__(self, lambda_: float = 1.0):
+
+class GradientReversal(nn.Module):
+    """Identity forward, gradient times -lambda_p backward.
+
+    schedule "dann" (the default): Ganin & Lempitsky's (2015) ramp lambda_p = lambda (2 / (1 + exp(-10 p)) - 1),
+    p the fraction of training done (0 -> 1), which the training loop sets through `set_total_steps(T)` (step t of
+    T: p = t / T; without it p stays 0 for the first call and counts raw forward calls against 1 step). The ramp is
+    part of the published gradient-reversal method: it keeps the reversed domain gradient away from the untrained
+    domain classifier at the start, where a constant lambda lets the embedder and the classifier blow each other up
+    (benchmarks/full_model_divergence.py). "constant": lambda_p = lambda throughout.
+    """
+
+    def __init__(self, lambda_: float = 1.0, schedule: str = "dann"):
         super().__init__()
-        self.lambda_ = lambda_
+        if schedule not in GRL_SCHEDULES:
+            raise ValueError(f"gradient reversal schedule must be one of {GRL_SCHEDULES}, not {schedule!r}")
+        self.lambda_, self.schedule = lambda_, schedule
+        self.register_buffer("iteration", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("total_steps", torch.zeros((), dtype=torch.int64))  # 0: not set
+
+    def set_total_steps(self, total_steps: int) -> None:
+        self.total_steps.fill_(int(total_steps))
+
+    def weight(self) -> torch.Tensor:
+        """lambda_p in force now, a 0-d float32 tensor on the buffers' device."""
+        if self.schedule == "constant":
+            return torch.full((), float(self.lambda_), device=self.iteration.device)
+        p = (self.iteration.double() / self.total_steps.double().clamp(min=1.0)).clamp(max=1.0)
+        return (self.lambda_ * (2.0 / (1.0 + torch.exp(-10.0 * p)) - 1.0)).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ReverseGrad.apply(x, self.lambda_)
+        lambda_ = self.weight()
+        if self.training:
+            self.iteration += 1
+        return _ReverseGrad.apply(x, lambda_)
 
 
 class DomainClassifier(nn.Module):
-    """Embeddings (B, D) -> domain logits float32 (B,) (positive: cartoon), through a gradient reversal layer."""
+    """Embeddings (B, D) -> domain logits float32 (B,) (positive: cartoon), through a gradient reversal layer, on
+    the L2-normalised embeddings."""
 
-    def __init__(self, embedding_dim: int, hidden: int = 256, grl_lambda: float = 1.0):
+    def __init__(self, embedding_dim: int, hidden: int = 256, grl_lambda: float = 1.0, grl_schedule: str = "dann"):
         super().__init__()
-        self.reverse = GradientReversal(grl_lambda)
+        self.reverse = GradientReversal(grl_lambda, grl_schedule)
         self.net = nn.Sequential(nn.Linear(embedding_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.net(self.reverse(embeddings)).squeeze(1).float()
+        # on the L2-normalised embedding (the feature the test compares): the reversed gradient can then only turn
+        # embeddings, not inflate them, which let the embedder raise the domain loss without bound (NaN at epoch 5)
+        return self.net(self.reverse(F.normalize(embeddings.float(), dim=1))).squeeze(1).float()
 
 
 def unknown_identity_rejection_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -94,12 +131,17 @@ class FullModel(nn.Module):
         beta: float = 0.1,
         gamma: float = 10.0,
         grl_lambda: float = 1.0,
+        grl_schedule: str = "dann",
     ):
         super().__init__()
         self.cartoon_head, self.aux_head = cartoon_head, aux_head
         self.cartoon_margin, self.aux_margin = cartoon_margin, aux_margin
         self.criterion = criterion
-        self.domain_classifier = DomainClassifier(embedding_dim, grl_lambda=grl_lambda)
+        # gamma weighs the domain loss's gradient into the embedder (through the reversal); the domain classifier
+        # learns from the loss itself at weight 1 (see the module docstring)
+        self.domain_classifier = DomainClassifier(
+            embedding_dim, grl_lambda=gamma * grl_lambda, grl_schedule=grl_schedule
+        )
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor):
@@ -117,7 +159,7 @@ class FullModel(nn.Module):
             aux_logits, is_cartoon
         )
         da = domain_adversarial_loss(self.domain_classifier(embeddings), domains)
-        loss = self.alpha * cls + self.beta * uir + self.gamma * da
+        loss = self.alpha * cls + self.beta * uir + da  # gamma is in the reversal: the embedder gets -gamma grad
         acc = _accuracy(cartoon_cos, cartoon_labels)
         return loss, {"cls": cls.detach(), "uir": uir.detach(), "da": da.detach(), "acc": acc}
 

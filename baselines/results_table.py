@@ -17,6 +17,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import re
 import statistics
 import sys
@@ -132,25 +133,32 @@ def _val(run: dict) -> float | None:
     return float(last["val_rank1"]) if last.get("val_rank1") not in (None, "") else None
 
 
+def _train_acc(run: dict) -> float | None:
+    last = run["epochs"][-1]
+    return float(last["acc"]) if last.get("acc") not in (None, "") else None
+
+
 def _cpu_seconds(run: dict) -> float:
     return sum(float(e.get("cpu_s") or 0.0) for e in run["epochs"])
 
 
 def cpu_table(runs: dict[str, list[dict]]) -> str:
     lines = [
-        "| method | seeds | test rank-1 | CMC@5 | CMC@10 | verification acc. | AUC | validation rank-1 | epochs | "
-        "images/s | CPU s per run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | seeds | test rank-1 | CMC@5 | CMC@10 | verification acc. | AUC | training acc. (last epoch) | "
+        "validation rank-1 | epochs | images/s | CPU s per run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, items in runs.items():
         scores = [r["scores"] for r in items]
         vals = [v for v in (_val(r) for r in items) if v is not None]
+        accs = [a for a in (_train_acc(r) for r in items) if a is not None]
         epochs = sorted({len(r["epochs"]) for r in items})
         lines.append(
             f"| {TITLES.get(method, method)} | {', '.join(str(r['seed']) for r in items)} | "
             f"{_cell([s['rank1'] for s in scores])} | {_cell([s['cmc']['5'] for s in scores])} | "
             f"{_cell([s['cmc']['10'] for s in scores])} | {_cell([s['verification_accuracy'] for s in scores])} | "
-            f"{_cell([s['verification_auc'] for s in scores])} | {_cell(vals) if vals else '-'} | "
+            f"{_cell([s['verification_auc'] for s in scores])} | {_cell(accs) if accs else '-'} | "
+            f"{_cell(vals) if vals else '-'} | "
             f"{'/'.join(map(str, epochs))} | {statistics.fmean(_speed(r['epochs']) for r in items):,.0f} | "
             f"{statistics.fmean(_cpu_seconds(r) for r in items):,.0f} |"
         )
@@ -231,6 +239,19 @@ def findings(runs: dict[str, list[dict]]) -> str:
     return "\n".join(out)
 
 
+def budget_line(results: Path, runs: dict[str, list[dict]]) -> str:
+    """The table's compute: the CPU seconds of every recognition run (metrics.csv) and of the detection training."""
+    seconds = sum(_cpu_seconds(r) for items in runs.values() for r in items)
+    det = results / "detection-seed0" / "train_cpu_s"
+    if det.exists():
+        seconds += float(det.read_text().strip())
+    n = sum(len(items) for items in runs.values()) + det.exists()
+    return (
+        f"- Compute of the {n} runs: {seconds / 60:,.0f} CPU-minutes of training and validation, "
+        f"{seconds / 120:,.0f} minutes of the 2 cores (the issue's budget for the whole table: 90)."
+    )
+
+
 def detection_table(results: Path) -> str:
     run = results / "detection-seed0"
     if not (run / "scores.json").exists():
@@ -250,6 +271,93 @@ def detection_table(results: Path) -> str:
     )
 
 
+DIAGNOSTIC_COLUMNS = (
+    ("official", "official"),
+    ("seen", "seen probes"),
+    ("unseen", "unseen probes"),
+    ("lookalike_only", "look-alike distractors only"),
+    ("random_only", "random distractors only"),
+    ("lookalike_as_many_as_random", "as many look-alikes as random ones"),
+    ("no_kin", "all but the probe's own look-alikes"),
+    ("own_kin_only", "only the probe's own look-alikes"),
+    ("random_192", "192 random (the validation's gallery size)"),
+    ("closed_set", "closed set (other test identities compete)"),
+)
+
+
+def diagnostics_block(results: Path) -> str:
+    """The tables of baselines/diagnostics/ (their JSON outputs in RESULTS/diagnostics/), or '' when none."""
+    folder = results / "diagnostics"
+    out = []
+    for path in sorted(folder.glob("protocol*.json")):
+        report = json.loads(path.read_text())
+        t = report["test"]
+        out.append(
+            f"From `{LINK}diagnostics/{path.name}` (test: {t['labelled_images']:,} labelled images, "
+            f"{t['distractors']:,} distractors of which {t['lookalike_distractors']:,} look-alikes of a test identity, "
+            f"{t['seen_identities']} seen identities); rank-1 %:\n"
+        )
+        out.append("| features | " + " | ".join(title for _, title in DIAGNOSTIC_COLUMNS) + " |")
+        out.append("|---|" + "---|" * len(DIAGNOSTIC_COLUMNS))
+        for name, values in report["rank1"].items():
+            # the diagnostics' cosines are numpy's float64 products, the scorer's its canonical ones: near-ties may
+            # round apart (a few pairs in thousands); more than that means the diagnostic's protocol is wrong
+            if abs(values["official"] - values["scorer_official"]) > 0.1:
+                raise ValueError(f"{path}: {name}'s official rank-1 differs from the scorer's")
+            out.append(f"| {name} | " + " | ".join(f"{values[key]:.2f}" for key, _ in DIAGNOSTIC_COLUMNS) + " |")
+        checks = report.get("data_checks")
+        if checks:
+            out.append("")
+            out.append(
+                f"Data checks: test names as the plan {checks['test_names_match_plan']}, hidden labels as the plan "
+                f"{checks['hidden_labels_match_plan']}, training folders as the plan "
+                f"{checks['train_folders_match_plan']};"
+                f" a seen test image's raw-pixel nearest training image is of its planned folder "
+                f"{100 * checks['seen_test_nearest_train_image_is_planned_folder']:.1f} % of the time (chance "
+                f"{100 * checks['chance']:.2f} %); crop pixel mean / s.d. per channel, train "
+                f"{checks['train_crop_mean_std']} and test {checks['test_crop_mean_std']}; mean box width train / test "
+                f"{checks['mean_box_width_train_test']} px."
+            )
+        out.append("")
+    looks = folder / "lookalikes.json"
+    if looks.exists():
+        r = json.loads(looks.read_text())
+        top = ", ".join(f"{k} {v}" for k, v in list(r["changed_part_counts"].items())[:6])
+        out.append(
+            f"Look-alikes in pixels (`{LINK}diagnostics/lookalikes.json`, baselines/diagnostics/lookalikes.py: "
+            f"{r['compared']} of the {r['lookalike_identities']} look-alike identities rendered at {r['size']} px with "
+            f"the same expression as their test identity): mean absolute difference "
+            f"{r['lookalike_vs_identity_mean_abs_diff']}"
+            f" (median {r['lookalike_vs_identity_median']}) against {r['identity_other_expression_mean_abs_diff']} for"
+            f" the identity with another expression; {100 * r['lookalike_closer_than_expression_change_share']:.1f} %"
+            f" of the look-alikes are closer to their identity than an expression change, "
+            f"{100 * r['lookalike_below_0.5_share']:.1f} % differ by under 0.5 and "
+            f"{100 * r['lookalike_renders_identical_share']:.1f} % render identically. Parts changed most: {top}."
+        )
+    steps = {kind: folder / f"full_model_steps_{kind}.json" for kind in ("legacy", "dann")}
+    if all(p.exists() for p in steps.values()):
+        out.append("")
+        parts = []
+        labels = (
+            ("legacy", "the first version (gamma L_da, constant reversal)"),
+            ("dann", "the DANN form on the raw embedding (it still diverged later in the run, at epoch 5)"),
+        )
+        for kind, label in labels:
+            rows = json.loads(steps[kind].read_text())
+            finite = [r for r in rows if math.isfinite(r["loss"])]
+            bad = next((r["step"] for r in rows if not math.isfinite(r["loss"])), None)
+            fate = f"non-finite at step {bad}" if bad is not None else f"finite for all {len(rows)} steps"
+            parts.append(
+                f"{label}: {fate}, domain loss at most {max(r['da'] for r in finite):,.3g}, embedding norm at most "
+                f"{max(r['emb_norm'] for r in finite):,.3g} (from {rows[0]['emb_norm']:g})"
+            )
+        out.append(
+            "The full model's first steps from the softmax checkpoint (benchmarks/full_model_divergence.py, "
+            f"`{LINK}diagnostics/full_model_steps_*.json`): " + "; ".join(parts) + "."
+        )
+    return "\n".join(out).strip()
+
+
 def generated_block(results: Path) -> str:
     runs = recognition_runs(results)
     machine_file = results / "machine.txt"
@@ -260,11 +368,16 @@ def generated_block(results: Path) -> str:
             f"Machine: {machine}.",
             "### Recognition (test = the hidden `small` test set; mean ± sample s.d. over the seeds)",
             cpu_table(runs) if runs else "No recognition run has finished.",
-            findings(runs),
+            "\n".join(line for line in (findings(runs), budget_line(results, runs)) if line),
             "### Every run",
             per_run_table(runs) if runs else "-",
             "### Detection (the hidden detection test set of `small`)",
             detection_table(results),
+            *(
+                ["### The test protocol taken apart (baselines/diagnostics/)", block]
+                if (block := diagnostics_block(results))
+                else []
+            ),
             END,
         ]
     )

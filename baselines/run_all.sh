@@ -103,38 +103,39 @@ stage_report() {
 
 
 # ------------------------------------------------------------------------------------------------ the CPU table
-# One line per run: run-name experiment-config seed [overrides...]. Seed 0 of every method first, with a second
-# softmax seed (the spread) and the detection baseline among them (the full model waits for the softmax run of its
-# seed: it starts from it), then more seeds, the rows nearest to softmax first (this order was set after the first
-# six runs: SphereFace and combined margin were within 3x the softmax seeds' spread), then the float32 check of
-# bf16. Rows that finished are skipped, so the order is also the priority when time is short.
+# One line per run: run-name experiment-config seed [overrides...]. Seed 0 of every method first, then a second
+# softmax seed (the spread), the float32 check of bf16 (twice the time of a bf16 run), the full model (it waits for
+# the softmax run of its seed: it starts from it), a third softmax seed and the detection baseline, then more seeds,
+# the rows nearest to softmax in the previous table first. Rows that finished are skipped, so the order is also the priority when time is short.
 CPU_RUNS="
 softmax-seed0 softmax 0
 arcface-seed0 arcface 0
-cosface-seed0 cosface 0
 sphereface-seed0 sphereface 0
+cosface-seed0 cosface 0
 combined-seed0 combined 0
 focal_arcface-seed0 focal_arcface 0
-softmax-seed1 softmax 1
-detection-seed0 detection 0
 inter_fusion-seed0 inter_fusion 0
 intra_fusion-seed0 intra_fusion 0
+softmax-seed1 softmax 1
+arcface_fp32-seed0 arcface 0 runtime.bf16=false
 full_model-seed0 full_model 0
-sphereface-seed1 sphereface 1
 softmax-seed2 softmax 2
+detection-seed0 detection 0
+sphereface-seed1 sphereface 1
 sphereface-seed2 sphereface 2
-combined-seed1 combined 1
-combined-seed2 combined 2
+intra_fusion-seed1 intra_fusion 1
+intra_fusion-seed2 intra_fusion 2
 cosface-seed1 cosface 1
 cosface-seed2 cosface 2
-arcface_fp32-seed0 arcface 0 runtime.bf16=false
+combined-seed1 combined 1
+combined-seed2 combined 2
+inter_fusion-seed1 inter_fusion 1
+inter_fusion-seed2 inter_fusion 2
 arcface-seed1 arcface 1
 arcface-seed2 arcface 2
 focal_arcface-seed1 focal_arcface 1
 focal_arcface-seed2 focal_arcface 2
 full_model-seed1 full_model 1
-intra_fusion-seed1 intra_fusion 1
-inter_fusion-seed1 inter_fusion 1
 "
 CPU_DATA=${CPU_DATA:-data/small}
 LAYER=baselines/configs/cpu.yaml  # the CPU protocol layer (empty on a GPU: base.yaml's protocol)
@@ -168,13 +169,17 @@ cpu_data() {
     say "generating $CPU_DATA (facedata synth --preset small --seed 0)"
     $PY -m facedata synth --preset small --out "$CPU_DATA" --seed 0 --no-progress
   fi
+  # pack once at the protocol's crop: the layer's size and enlarge rate (base.yaml's on a GPU)
   $PY -c "
 import sys
+import yaml
 from starter_kit.data import load_faces
 if __name__ == '__main__':
+    data = yaml.safe_load(open(sys.argv[3]))['data']
     for split in ('rectrain', 'auxiliary', 'rectest'):
-        load_faces(sys.argv[1], split, size=int(sys.argv[3]), enlarge_rate=1.0, cache_dir=sys.argv[2], workers=2)
-" "$CPU_DATA" "$CPU_WORK/cache" "$([ -n "$GPU_NAME" ] && echo 112 || echo 64)"
+        load_faces(sys.argv[1], split, size=int(data['image_size']), enlarge_rate=float(data['enlarge_rate']),
+                   cache_dir=sys.argv[2], workers=2)
+" "$CPU_DATA" "$CPU_WORK/cache" "${LAYER:-baselines/configs/base.yaml}"
 }
 
 cpu_detection() {  # the detection baseline on the synthetic scenes: train, predict the test images, score
@@ -190,6 +195,7 @@ cpu_detection() {  # the detection baseline on the synthetic scenes: train, pred
   mkdir -p "$res"
   cp "$dir/config.yaml" "$dir/metrics.jsonl" "$dir/scores.json" "$dir/submission.csv" "$res/"
   cp "$dir.log" "$res/train.log"
+  sed -i "s#$PWD/##g" "$res/config.yaml" "$res/train.log"
   awk '{print $1 + $2}' "$dir.time" > "$res/train_cpu_s"
 }
 
@@ -221,6 +227,7 @@ cpu_one() {  # run-name config seed [overrides...]: train (or resume), predict f
     && mv "$dir/scores.tmp" "$dir/scores.json" || { say "FAILED $name: predict or score (log: $dir.log)"; return 1; }
   mkdir -p "$res"
   cp "$dir/config.yaml" "$dir/metrics.csv" "$dir/train.log" "$dir/scores.json" "$res/"
+  sed -i "s#$PWD/##g" "$res/config.yaml" "$res/train.log"  # committed files hold no path of this checkout
   # the board's baseline rows: the seed-0 run of each method (the float16 submission the platform scores)
   case $name in *_fp32-*) ;; *-seed0) cp "$dir/features.npy.gz" "$res/" ;; esac
   say "done $name in $((SECONDS - started)) s: test rank-1 $($PY -c "import json,sys; print(round(100 * json.load(open(sys.argv[1]))['rank1'], 2))" "$res/scores.json") %"

@@ -11,7 +11,7 @@ epoch uses `scorer.recognition` on a validation split built like the test (`star
 seen and unseen identities, distractors).
 
 On a GPU: bf16 autocast, channels_last and torch.compile (runtime.*); several GPUs through torchrun (DDP). On a CPU:
-bf16 autocast (about twice the speed of float32 on a recent x86 CPU, as accurate: baselines/RESULTS.md), and
+bf16 autocast (about twice the speed of float32 on a recent x86 CPU; its float32 check: baselines/RESULTS.md), and
 runtime.threads torch threads per run (1 lets two runs share a 2-core machine with no contention).
 """
 

@@ -59,3 +59,40 @@ def test_write_replaces_only_the_generated_block_and_writes_the_baseline_specs(r
     assert spec["track"] == "recognition" and spec["file"] == "features.npy.gz" and "arcface.yaml" in spec["note"]
     assert not (results / "softmax-seed1" / "baseline.json").exists()  # one row per method: seed 0
     assert set(json.loads((results / "dataset.json").read_text())["hidden_sha256"]) == set(HIDDEN)
+
+
+def _protocol_report(official: float, scorer: float) -> dict:
+    values = {key: 10.0 + i for i, (key, _) in enumerate(results_table.DIAGNOSTIC_COLUMNS)}
+    values |= {"official": official, "scorer_official": scorer}
+    test = {"labelled_images": 1000, "distractors": 1500, "lookalike_distractors": 1024, "seen_identities": 90}
+    return {"test": test, "rank1": {"softmax_r0": values}}
+
+
+def test_diagnostics_block_tabulates_the_protocol_variants_and_refuses_a_disagreeing_official(results):
+    folder = results / "diagnostics"
+    folder.mkdir()
+    assert results_table.diagnostics_block(results) == ""
+    (folder / "protocol_a.json").write_text(json.dumps(_protocol_report(14.03, 14.03)))
+    block = results_table.generated_block(results)
+    row = next(line for line in block.splitlines() if line.startswith("| softmax_r0 |"))
+    assert row == "| softmax_r0 | 14.03 | " + " | ".join(f"{10.0 + i:.2f}" for i in range(1, 10)) + " |"
+    assert "1,024 look-alikes" in block and block.index(row) < block.index(END)
+    (folder / "protocol_a.json").write_text(json.dumps(_protocol_report(14.03, 13.9)))
+    with pytest.raises(ValueError, match="differs from the scorer"):
+        results_table.diagnostics_block(results)
+
+
+def test_block_shows_the_last_epochs_training_accuracy_and_the_tables_compute(results):
+    run = results / "arcface-seed0"
+    rows = ["epoch,images_per_s,val_rank1,cpu_s,acc", "1,50,0.1,30,0.01", "2,70,0.6,30,0.2", "3,90,0.6,30,0.25"]
+    (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    det = results / "detection-seed0"
+    det.mkdir()
+    (det / "train_cpu_s").write_text("60\n")
+    block = results_table.generated_block(results)
+    arcface = next(line for line in block.splitlines() if line.startswith("| ArcFace |"))
+    assert "| 25.00 | 60.00 | 3 |" in arcface  # training accuracy of the last epoch, then validation rank-1
+    softmax = next(line for line in block.splitlines() if line.startswith("| SoftMax |"))
+    assert "| - | 42.00 ± 2.83 |" in softmax  # no acc column in its metrics: no number made up
+    # 2 softmax runs x 30 CPU s + arcface 90 + detection 60 = 210 s: 4 CPU-minutes, 2 minutes of the 2 cores
+    assert "Compute of the 4 runs: 4 CPU-minutes of training and validation, 2 minutes of the 2 cores" in block

@@ -317,3 +317,39 @@ def test_cpu_protocol_layer_is_one_thread_bf16_and_no_loader_processes():
     )
     assert cfg["runtime"]["threads"] == 1 and cfg["runtime"]["bf16"] and cfg["data"]["workers"] == 0
     assert cfg["model"]["backbone"] == "resnet18" and cfg["loss"]["name"] == "arcface"
+
+
+@pytest.mark.slow
+def test_cpu_table_packs_at_the_layers_crop_and_commits_no_path_of_the_checkout(mini_dataset, tmp_path):
+    """`run_all.sh cpu`, one run for one step: the packed cache is made at cpu.yaml's size and enlarge rate (the
+    crop every run then reads), and the committed config and log hold paths relative to the checkout."""
+    import shutil
+    import uuid
+
+    work = ROOT / "runs" / f"test-cpu-table-{uuid.uuid4().hex[:8]}"  # inside the checkout: its path must vanish
+    results = tmp_path / "results"
+    env = {
+        **os.environ,
+        "PY": PYTHON,
+        "CPU_DATA": str(mini_dataset),
+        "CPU_WORK": str(work),
+        "CPU_RESULTS": str(results),
+        "CPU_ONLY": "softmax-seed0",
+        "JOBS": "1",
+        "CPU_EXTRA": "optim.epochs=1 optim.max_steps_per_epoch=1 data.val_fraction=0.3 optim.batch_size=16",
+    }
+    try:
+        done = _run_group(["bash", str(ROOT / "baselines" / "run_all.sh"), "cpu"], env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        layer = load_config([CONFIGS / "cpu.yaml"], [], defaults=train_mod.DEFAULTS, open=train_mod.OPEN_SECTIONS)
+        size, rate = layer["data"]["image_size"], layer["data"]["enlarge_rate"]
+        assert sorted(p.name for p in (work / "cache").glob("*.npy")) == [
+            f"{split}_s{size}_r{rate:g}.npy" for split in ("auxiliary", "rectest", "rectrain")
+        ]
+        run = results / "softmax-seed0"
+        assert (run / "scores.json").exists() and (run / "features.npy.gz").exists()
+        for name in ("config.yaml", "train.log"):
+            assert str(ROOT) not in (run / name).read_text(), name
+        assert f"run_dir: runs/{work.name}/softmax-seed0" in (run / "config.yaml").read_text()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

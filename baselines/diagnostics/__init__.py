@@ -1,0 +1,1 @@
+"""Reproducible measurements of the benchmark and its protocol (baselines/RESULTS.md cites their outputs)."""
