@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from baselines.diagnostics import write_report  # noqa: E402
 from facedata import avatars  # noqa: E402
 from facedata.plan import PRESETS, make_plan  # noqa: E402
 
@@ -73,11 +74,7 @@ def main(argv=None) -> int:
         "lookalike_closer_than_expression_change_share": round(float(np.mean(look_diff < self_diff)), 4),
         "changed_part_counts": dict(sorted(changed.items(), key=lambda kv: -kv[1])),
     }
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    write_report(report, args.json)
     return 0
 
 

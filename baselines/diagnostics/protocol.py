@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from baselines.diagnostics import write_report  # noqa: E402
 from facedata.layout import DatasetError, Layout  # noqa: E402
 from facedata.pack import PackedFaces, pack_faces  # noqa: E402
 from facedata.plan import PRESETS, make_plan  # noqa: E402
@@ -208,11 +209,7 @@ def main(argv=None) -> int:
             feats = read_features(path, len(roles["label"])).astype(np.float64)
         report["rank1"][name] = analyse(feats, roles, info)
         print(name, report["rank1"][name], flush=True)
-    text = json.dumps(report, indent=1, default=str)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    write_report(report, args.json)
     return 0
 
 

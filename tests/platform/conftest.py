@@ -178,6 +178,21 @@ def three_teams(db, challenge, team_user):
 
 
 @pytest.fixture
+def logged_in(live_server, db, team_user, tmp_path, monkeypatch, capsys):
+    """`starter_kit.submit login` done against the live server with team_user's token; its URL."""
+    from starter_kit import submit
+
+    _user, headers, _team = team_user
+    monkeypatch.setenv("ARENA_CREDENTIALS", str(tmp_path / "creds.json"))
+    monkeypatch.delenv("ARENA_URL", raising=False)
+    monkeypatch.delenv("ARENA_TOKEN", raising=False)
+    token = headers["Authorization"].split()[1]
+    assert submit.main(["login", "--url", live_server, "--token", token]) == 0
+    assert "alice@example.com" in capsys.readouterr().out
+    return live_server
+
+
+@pytest.fixture
 def live_server(app):
     """The app on a real HTTP port (werkzeug, threaded) with a worker thread draining the queue: (url, app)."""
     import threading

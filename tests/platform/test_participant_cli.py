@@ -10,17 +10,6 @@ from starter_kit import submit
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
-@pytest.fixture
-def logged_in(live_server, db, team_user, tmp_path, monkeypatch, capsys):
-    _user, headers, _team = team_user
-    monkeypatch.setenv("ARENA_CREDENTIALS", str(tmp_path / "creds.json"))
-    monkeypatch.delenv("ARENA_URL", raising=False)
-    monkeypatch.delenv("ARENA_TOKEN", raising=False)
-    assert submit.main(["login", "--url", live_server, "--token", headers["Authorization"].split()[1]]) == 0
-    capsys.readouterr()
-    return live_server
-
-
 TARGET = ["--challenge", "tiny", "--phase", "dev", "--track", "detection"]
 
 

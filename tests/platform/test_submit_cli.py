@@ -9,18 +9,6 @@ from starter_kit import submit
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
-@pytest.fixture
-def logged_in(live_server, db, team_user, tmp_path, monkeypatch, capsys):
-    _user, headers, _team = team_user
-    monkeypatch.setenv("ARENA_CREDENTIALS", str(tmp_path / "creds.json"))
-    monkeypatch.delenv("ARENA_URL", raising=False)
-    monkeypatch.delenv("ARENA_TOKEN", raising=False)
-    token = headers["Authorization"].split()[1]
-    assert submit.main(["login", "--url", live_server, "--token", token]) == 0
-    assert "alice@example.com" in capsys.readouterr().out
-    return live_server
-
-
 def test_submit_waits_and_prints_the_score(logged_in, data, tmp_path, capsys):
     path = tmp_path / "dets.csv"
     path.write_bytes(data.detection_csv())
