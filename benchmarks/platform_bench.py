@@ -274,12 +274,12 @@ def start_gunicorn(env: dict, workers: int, base: str) -> subprocess.Popen:
     process = subprocess.Popen(
         [
             str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "--config",
+            "python:arena.gunicorn_conf",  # what `make serve`, the Procfile and the Dockerfile run: gevent workers
             "--bind",
             f"127.0.0.1:{PORT}",
             "--workers",
             str(workers),
-            "--threads",
-            "4",
             "--log-level",
             "warning",
             "arena:create_app()",
@@ -338,7 +338,7 @@ def main() -> None:
     worker = gunicorn = None
     results: dict = {
         "machine": f"{platform.node()}: {os.cpu_count()} CPUs shared, {platform.platform()}",
-        "gunicorn": f"{args.workers} workers x 4 threads",
+        "gunicorn": f"{args.workers} gevent workers (arena.gunicorn_conf)",
         "wrk": f"-t2 -c{args.connections} -d{args.duration}s",
         "teams": args.teams,
         "submissions": args.submissions,
@@ -353,6 +353,7 @@ def main() -> None:
         for name, path, cookie, headers, expect in (
             ("hello", "/healthz", None, (), "200"),
             ("board_page", board, None, (), "200"),
+            ("board_page_gzip", board, None, gz, "200"),  # as a browser asks for it
             ("board_api", api, None, (), "200"),
             ("board_api_gzip", api, None, gz, "200"),  # what browsers and most clients send
             ("board_api_304", api, None, (f"If-None-Match: {etag}",), "304"),  # a client revalidating its copy

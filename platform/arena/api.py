@@ -553,10 +553,10 @@ class RankHistory(RootModel[list[RankPoint]]):
 def get_leaderboard(path: BoardPath, query: BoardQuery) -> Response:
     """A leaderboard (split=public|private|late; format=json|csv); late submissions are listed unranked; conditional
     on its ETag (If-None-Match: 304)."""
-    phase, _track, board = boards.board_for(path.slug, path.phase_slug, path.track_slug, query.split)
+    board, phase_state = boards.read_board(path.slug, path.phase_slug, path.track_slug, query.split)
     if query.format == "csv":
         return boards.csv_response(board, f"{path.slug}-{path.phase_slug}-{path.track_slug}-{query.split}.csv")
-    return boards.json_board(board, phase.state(utcnow()))
+    return boards.json_board(board, phase_state)
 
 
 @route(

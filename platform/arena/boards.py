@@ -1,7 +1,8 @@
 """The leaderboards over HTTP, shared by the API (api.py) and the pages (web.py): the visibility check of the
 private split, the board as JSON or CSV, each serialised once per stored board version, and conditional GETs: every
 board response carries a weak ETag made of the stored standings' version (and of what else its body depends on),
-and a request whose If-None-Match holds it is answered 304 with no body."""
+and a request whose If-None-Match holds it is answered 304 with no body. On PostgreSQL a board that this process
+has already answered, unchanged since (board_push.py), is answered again with no query at all (`hot_board`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import hashlib
 import io
 import json
 
-from flask import Response, after_this_request, request, session
+from flask import Response, after_this_request, current_app, request, session
 from sqlalchemy import and_, select
 from sqlalchemy.orm import contains_eager
 
+from . import board_push
 from .auth import current_user
 from .db import get_session
 from .errors import Forbidden, Invalid, NotFound
@@ -34,11 +36,40 @@ def find_challenge(slug: str) -> Challenge:
     return challenge
 
 
+def _engine():
+    return current_app.extensions["arena.engine"]
+
+
+def hot_board(slug: str, phase_slug: str, track_slug: str, split: str) -> board_push.Entry | None:
+    """The answer this process kept of the board when it is still the board's (board_push.py: the same stored
+    version, no configuration change, before the phase's next date), else None: read it with `board_for`."""
+    if split == "late" or not current_app.config["BOARD_PUSH"]:
+        return None
+    return board_push.hot(_engine(), (slug, phase_slug, track_slug, split))
+
+
+def read_board(slug: str, phase_slug: str, track_slug: str, split: str):
+    """(board, phase state): from memory when this process holds the board's current answer, else `board_for`."""
+    hot = hot_board(slug, phase_slug, track_slug, split)
+    if hot is not None:
+        return hot.board, hot.phase_state
+    phase, _track, board = board_for(slug, phase_slug, track_slug, split)
+    return board, phase.state(utcnow())
+
+
+def keep_page(slug: str, phase_slug: str, track_slug: str, split: str, board, html: str) -> None:
+    """Keep the page as an anonymous visitor sees it beside the board's kept answer (`hot_board(...).html`)."""
+    if current_app.config["BOARD_PUSH"]:
+        board_push.attach_html(_engine(), (slug, phase_slug, track_slug, split), board, html)
+
+
 def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
     """(phase, track, board) after the visibility check of the private split. The challenge, phase, track and the
     board's stored version come in one query (a board read is then that query and, until the board changes, no
-    other); a miss is looked up again piece by piece to say what does not exist."""
+    other); a miss is looked up again piece by piece to say what does not exist. An answer that does not depend
+    on the viewer (the public split, the private one once revealed) is kept for `hot_board`."""
     session = get_session()
+    before = board_push.generation(_engine()) if current_app.config["BOARD_PUSH"] else None
     found = session.execute(
         select(Phase, Track, StandingBoard.version, StandingBoard.updated_at)
         .join(Phase.challenge)
@@ -62,7 +93,10 @@ def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
         )
     if split == "late":  # not stored: a short list, read when asked, never ranked
         return phase, track, late_board(session, phase, track, with_private=revealed)
-    return phase, track, stored_leaderboard(session, phase, track, split, version)
+    board = stored_leaderboard(session, phase, track, split, version)
+    if before is not None and version is not None and board.version and (split == "public" or revealed):
+        board_push.keep(_engine(), before, (slug, phase_slug, track_slug, split), phase, version[0], board)
+    return phase, track, board
 
 
 def board_rows(board, extras: dict | None = None) -> list[dict]:
@@ -154,12 +188,20 @@ def conditional(response: Response, board, *depends_on) -> Response:
     return response.make_conditional(request)
 
 
-def conditional_page(board, html: str, viewer, team, private_visible: bool, extras: str = "") -> Response:
+def conditional_page(
+    board, html: str, viewer, team, private_visible: bool, extras: str = "", compress_as: str | None = None
+) -> Response:
     """The leaderboard page (its HTML) as a conditional response: its ETag also names what the page shows beside
     the board (the viewer, the viewer's team, whether the private split is visible, the digest of the extra
-    columns that change without the standings: entries, members, methods)."""
+    columns that change without the standings: entries, members, methods). compress_as: a name for this exact
+    HTML on this board (an anonymous visitor's page): it is then sent gzip-compressed, compressed once."""
     who = (viewer.id if viewer else None, team.id if team else None, private_visible, extras)
-    return conditional(Response(html, mimetype="text/html"), board, "html", *who)
+    response = Response(mimetype="text/html")
+    if compress_as is None:
+        response.set_data(html)
+    else:
+        response = _encoded(response, board, compress_as, memo(board, compress_as, html.encode))
+    return conditional(response, board, "html", *who)
 
 
 def _csv_text(board, extras: dict) -> str:

@@ -74,6 +74,9 @@ def load(instance_path: str) -> dict:
         "HEARTBEAT_SECONDS": float(os.environ.get("ARENA_HEARTBEAT_SECONDS", 15)),
         "WATCHDOG_EVERY": float(os.environ.get("ARENA_WATCHDOG_EVERY", 30)),
         "WATCHDOG_GRACE_SECONDS": float(os.environ.get("ARENA_WATCHDOG_GRACE_SECONDS", 30)),
+        # PostgreSQL: every web process hears of each board change (LISTEN/NOTIFY) and answers a board it has
+        # read, unchanged since, with no query (board_push.py); 0 reads every board from the database
+        "BOARD_PUSH": os.environ.get("ARENA_BOARD_PUSH", "1") == "1",
         "METRICS_TOKEN": os.environ.get("ARENA_METRICS_TOKEN") or None,
         # integrity flags (integrity.py; docs/operations.md says how the thresholds were measured)
         "INTEGRITY_FEATURE_COSINE": float(os.environ.get("ARENA_INTEGRITY_FEATURE_COSINE", 0.9)),

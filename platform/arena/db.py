@@ -9,7 +9,7 @@ from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import standings
+from . import board_push, standings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ def init_app(app: Flask, engine: Engine | None = None) -> None:
     app.extensions["arena.engine"] = engine
     app.extensions["arena.sessionmaker"] = maker = sessionmaker(engine, expire_on_commit=False)
     standings.listen(maker)  # the stored boards follow every change, in its transaction
+    board_push.listen(maker)  # ... and every web process hears of it at the commit (after standings' hooks)
     app.teardown_request(_close_request_session)
     app.teardown_appcontext(_close_session)
 

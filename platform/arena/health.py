@@ -66,6 +66,10 @@ def readyz():
     body = {"status": "ready" if ready else "unavailable", "checks": checks}
     if problems["redis"] is not None:
         body["note"] = "the queue is down: uploads are stored and will be scored when it is back"
+    if current_app.config.get("BOARD_PUSH"):
+        from . import board_push
+
+        body["board_push"] = board_push.state(current_app.extensions["arena.engine"])
     return jsonify(body), 200 if ready else 503
 
 

@@ -22,6 +22,8 @@ module keeps its result stored, team by team, in the same transaction as every c
 Reads (`stored_leaderboard`) check the board's version (a primary-key lookup) and reuse the Board built for that
 version in this process, else read the rows; ranks are counted on read. Nothing expires by time: a board is
 rebuilt exactly when its version changed. `Board.version` (a digest of it) is the boards' HTTP ETag (boards.py).
+On PostgreSQL each bump is also sent to every web process (board_push.py), which then answers a board it has
+already read without asking the database.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import threading
 from sqlalchemy import delete, event, inspect, select, update
 from sqlalchemy.orm import Session
 
+from . import board_push
 from . import leaderboard as lb
 from .models import Challenge, Phase, Standing, StandingBoard, Submission, Team, Track, utcnow
 from .states import FINISHED, QUEUED, RESCORING, RUNNING
@@ -215,11 +218,13 @@ def _lock(session: Session, phase_id: int, track_id: int) -> None:
         .values(phase_id=phase_id, track_id=track_id, version=0, updated_at=utcnow())
         .on_conflict_do_nothing()
     )
-    session.execute(
+    version = session.execute(
         update(StandingBoard)
         .where(StandingBoard.phase_id == phase_id, StandingBoard.track_id == track_id)
         .values(version=StandingBoard.version + 1, updated_at=utcnow())
-    )
+        .returning(StandingBoard.version)
+    ).scalar_one()
+    board_push.board_changed(session, phase_id, track_id, version)  # heard by every web process at the commit
 
 
 def _rewrite(session: Session, phase: Phase, track: Track, split: str, teams: set) -> None:

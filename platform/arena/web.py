@@ -6,14 +6,14 @@ from typing import Literal
 
 import markdown
 import nh3
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, session, url_for
 from markupsafe import Markup
 from pydantic import Field, field_validator
 from sqlalchemy import select
 
 from . import announcements, contract, limits, participants, phases, svg
 from .auth import current_user, log_in, log_out, login_required
-from .boards import board_for, conditional_page, csv_response, json_board
+from .boards import board_for, conditional_page, csv_response, hot_board, json_board, keep_page, read_board
 from .contract import Credentials, FormId, Model
 from .db import get_session
 from .errors import ArenaError
@@ -354,6 +354,11 @@ def submission_action(submission_id: int, action: str):
 @bp.get("/c/<slug>/<phase_slug>/<track_slug>/leaderboard")
 def leaderboard(slug: str, phase_slug: str, track_slug: str):
     split = request.args.get("split", "public")
+    anonymous = current_user() is None and not session.get("_flashes")
+    if anonymous and (hot := hot_board(slug, phase_slug, track_slug, split)) is not None and hot.html is not None:
+        digest = participants.board_extras(get_session(), hot.board)["digest"]
+        kind = f"page-{hot.phase_state}-{hot.private_visible}-{hot.generation}-{digest}"
+        return conditional_page(hot.board, hot.html, None, None, hot.private_visible, digest, compress_as=kind)
     try:
         phase, track, board = board_for(slug, phase_slug, track_slug, split)
     except ArenaError as exc:
@@ -384,6 +389,8 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
         phase_state=phase.state(utcnow()),
         private_visible=phase.private_visible(utcnow()),
     )
+    if anonymous:
+        keep_page(slug, phase_slug, track_slug, split, board, html)
     return conditional_page(board, html, current_user(), team, phase.private_visible(utcnow()), extras["digest"])
 
 
@@ -391,13 +398,13 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
 def leaderboard_export(slug: str, phase_slug: str, track_slug: str, fmt: str):
     split = request.args.get("split", "public")
     try:
-        phase, _track, board = board_for(slug, phase_slug, track_slug, split)
+        board, phase_state = read_board(slug, phase_slug, track_slug, split)
     except ArenaError as exc:
         return jsonify(exc.to_dict()), exc.status
     if fmt == "csv":
         return csv_response(board, f"{slug}-{phase_slug}-{track_slug}-{split}.csv")
     if fmt == "json":
-        return json_board(board, phase.state(utcnow()))
+        return json_board(board, phase_state)
     abort(404)
 
 

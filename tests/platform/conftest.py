@@ -118,6 +118,10 @@ def app(engine, redis_conn, queue_name, tmp_path, monkeypatch):
             "RATELIMIT_STORAGE_URI": "memory://",
             "HEARTBEAT_SECONDS": 0.05,
             "LEADERBOARD_CACHE_SECONDS": 0,
+            # boards pushed to the process (board_push.py) are tested on their own (test_board_push.py), with
+            # sync(): elsewhere a board read right after another process's commit must not depend on how soon
+            # the notification arrives
+            "BOARD_PUSH": False,
             # a queue of its own: a worker of another test run on this Redis never takes this test's jobs
             "RQ_QUEUE": queue_name,
             "ARGON2": {"time_cost": 1, "memory_cost": 64, "parallelism": 1},
