@@ -509,6 +509,8 @@ class HistoryPath(BoardPath):
 class BoardQuery(Model):
     split: Literal["public", "private", "late"] = "public"
     format: Literal["json", "csv"] = "json"
+    offset: int = Field(0, ge=0, description="the first row answered (JSON; 0: the top)")
+    limit: int | None = Field(None, ge=1, le=10_000, description="at most this many rows (JSON; default: all)")
 
 
 class BoardRow(Model):
@@ -530,6 +532,8 @@ class BoardOut(Model):
     split: str
     metric: str
     phase_state: PhaseState
+    total: int  # the board's rows in all: `rows` is rows offset .. offset + limit of them
+    offset: int
     rows: list[BoardRow]
 
 
@@ -556,7 +560,7 @@ def get_leaderboard(path: BoardPath, query: BoardQuery) -> Response:
     board, phase_state = boards.read_board(path.slug, path.phase_slug, path.track_slug, query.split)
     if query.format == "csv":
         return boards.csv_response(board, f"{path.slug}-{path.phase_slug}-{path.track_slug}-{query.split}.csv")
-    return boards.json_board(board, phase_state)
+    return boards.json_board(board, phase_state, query.offset, query.limit)
 
 
 @route(

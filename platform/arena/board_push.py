@@ -66,7 +66,8 @@ class Entry:
     board: object  # leaderboard.Board
     phase_state: str
     private_visible: bool
-    html: str | None = None  # the page as an anonymous visitor sees it, once rendered
+    # page number -> (its HTML as an anonymous visitor sees it, its gzip memo name, its ETag part), once rendered
+    pages: dict[str, tuple[str, str, str]] = dataclasses.field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------- writers
@@ -297,6 +298,9 @@ def keep(engine: Engine, generation_before: int | None, key: tuple, phase: Phase
         phase.private_visible(now),
     )
     with channel.lock:
+        kept = channel.entries.get(key)
+        if kept is not None and kept.board is board and kept.generation == generation_before:
+            return  # the same answer, with the pages already rendered for it
         if len(channel.entries) >= MAX_ENTRIES and key not in channel.entries:
             channel.entries.clear()
         channel.entries[key] = entry
@@ -318,12 +322,12 @@ def hot(engine: Engine, key: tuple) -> Entry | None:
     return entry
 
 
-def attach_html(engine: Engine, key: tuple, board, html: str) -> None:
-    """Keep the page rendered for an anonymous visitor beside the kept answer of the same board."""
+def attach_page(engine: Engine, key: tuple, board, page: str, kept: tuple[str, str, str]) -> None:
+    """Keep a page rendered for an anonymous visitor beside the kept answer of the same board."""
     channel = _channel(engine, start=False)
     entry = channel.entries.get(key) if channel is not None else None
     if entry is not None and entry.board is board:
-        entry.html = html
+        entry.pages[page] = kept
 
 
 def sync(engine: Engine, timeout: float = 10.0) -> bool:

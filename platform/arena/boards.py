@@ -27,6 +27,7 @@ from .services import submissions
 from .standings import stored_leaderboard
 
 GZIP_MIN_BYTES = 1024  # smaller bodies go as they are (compression would not pay)
+PAGE_ROWS = 100  # rows per leaderboard page (the API answers any slice; the CSV every row)
 
 
 def find_challenge(slug: str) -> Challenge:
@@ -57,10 +58,11 @@ def read_board(slug: str, phase_slug: str, track_slug: str, split: str):
     return board, phase.state(utcnow())
 
 
-def keep_page(slug: str, phase_slug: str, track_slug: str, split: str, board, html: str) -> None:
-    """Keep the page as an anonymous visitor sees it beside the board's kept answer (`hot_board(...).html`)."""
+def keep_page(slug: str, phase_slug: str, track_slug: str, split: str, board, page: str, kept: tuple) -> None:
+    """Keep a page as an anonymous visitor sees it, (html, gzip memo name, ETag part), beside the board's kept
+    answer (`hot_board(...).pages[page]`)."""
     if current_app.config["BOARD_PUSH"]:
-        board_push.attach_html(_engine(), (slug, phase_slug, track_slug, split), board, html)
+        board_push.attach_page(_engine(), (slug, phase_slug, track_slug, split), board, page, kept)
 
 
 def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
@@ -99,6 +101,22 @@ def board_for(slug: str, phase_slug: str, track_slug: str, split: str):
     return phase, track, board
 
 
+def page_of(board, page_arg: str | None) -> tuple[int, int]:
+    """(page, pages) of the leaderboard page asked for with ?page= (1 by default; past the last: the last)."""
+    pages = max(1, -(-len(board.rows) // PAGE_ROWS))
+    if page_arg is None:
+        return 1, pages
+    if not page_arg.isdigit() or int(page_arg) < 1:
+        raise Invalid(f"page must be a whole number from 1 to {pages}, not '{page_arg[:20]}'", field="page")
+    return min(int(page_arg), pages), pages
+
+
+def team_page(board, team_id: int) -> int | None:
+    """The page that holds a team's row (memoised per board: a scan of 5,000 rows per request would not be)."""
+    index = memo(board, "team-rows", lambda: {r.team_id: i for i, r in enumerate(board.rows) if r.team_id})
+    return None if team_id not in index else index[team_id] // PAGE_ROWS + 1
+
+
 def board_rows(board, extras: dict | None = None) -> list[dict]:
     """The rows as the JSON answers them; with `extras` (participants.board_extras), each team's entries, last
     submission time and members' display names, and each row's method."""
@@ -125,11 +143,14 @@ def board_rows(board, extras: dict | None = None) -> list[dict]:
     return rows
 
 
-def json_board(board, phase_state: str) -> Response:
+def json_board(board, phase_state: str, offset: int = 0, limit: int | None = None) -> Response:
     """The board as JSON (with the phase's state and the extra columns of participants.board_extras), serialised
-    once per stored version, state and extras; conditional on its ETag."""
+    once per stored version, state, extras and slice (rows offset .. offset + limit; all of them by default; `total`
+    counts every row); conditional on its ETag."""
     extras = board_extras(get_session(), board)
-    kind = f"json-{phase_state}-{extras['digest']}"  # in the body: it keys the memo, the gzip copy and the ETag alike
+    # what the body depends on: it keys the memo, the gzip copy and the ETag alike
+    kind = f"json-{phase_state}-{extras['digest']}-{offset}-{limit}"
+    end = None if limit is None else offset + limit
     body = _body(
         board,
         kind,
@@ -138,7 +159,9 @@ def json_board(board, phase_state: str) -> Response:
                 "split": board.split,
                 "metric": board.metric,
                 "phase_state": phase_state,
-                "rows": board_rows(board, extras),
+                "total": len(board.rows),
+                "offset": offset,
+                "rows": board_rows(board, extras)[offset:end],
             }
         ),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 import markdown
@@ -13,7 +14,18 @@ from sqlalchemy import select
 
 from . import announcements, contract, limits, participants, phases, svg
 from .auth import current_user, log_in, log_out, login_required
-from .boards import board_for, conditional_page, csv_response, hot_board, json_board, keep_page, read_board
+from .boards import (
+    PAGE_ROWS,
+    board_for,
+    conditional_page,
+    csv_response,
+    hot_board,
+    json_board,
+    keep_page,
+    page_of,
+    read_board,
+    team_page,
+)
 from .contract import Credentials, FormId, Model
 from .db import get_session
 from .errors import ArenaError
@@ -353,17 +365,20 @@ def submission_action(submission_id: int, action: str):
 
 @bp.get("/c/<slug>/<phase_slug>/<track_slug>/leaderboard")
 def leaderboard(slug: str, phase_slug: str, track_slug: str):
-    split = request.args.get("split", "public")
+    split, page_arg = request.args.get("split", "public"), request.args.get("page")
     anonymous = current_user() is None and not session.get("_flashes")
-    if anonymous and (hot := hot_board(slug, phase_slug, track_slug, split)) is not None and hot.html is not None:
-        digest = participants.board_extras(get_session(), hot.board)["digest"]
-        kind = f"page-{hot.phase_state}-{hot.private_visible}-{hot.generation}-{digest}"
-        return conditional_page(hot.board, hot.html, None, None, hot.private_visible, digest, compress_as=kind)
+    hot = hot_board(slug, phase_slug, track_slug, split) if anonymous else None
+    if hot is not None and (kept := hot.pages.get(page_arg or "1")) is not None:  # kept by the request below
+        html, compress_as, etag_part = kept
+        return conditional_page(hot.board, html, None, None, hot.private_visible, etag_part, compress_as)
     try:
         phase, track, board = board_for(slug, phase_slug, track_slug, split)
+        page, pages = page_of(board, page_arg)
     except ArenaError as exc:
         if exc.status == 404:
             abort(404)
+        if exc.field == "page":
+            abort(400, description=exc.message)
         flash(exc.message, "error")
         return _back("web.challenge", slug=slug)
     team = teams.user_team(get_session(), current_user(), phase.challenge)
@@ -371,10 +386,19 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
     if team is not None:
         history = svg.rank_history([s.rank for s in rank_history(get_session(), phase, track, team.id)])
     extras = participants.board_extras(get_session(), board)
+    first = (page - 1) * PAGE_ROWS
     table = memo(
         board,
-        f"html-{extras['digest']}",
-        lambda: Markup(render_template("_board_table.html", board=board, extras=extras, challenge=phase.challenge)),
+        f"html-{extras['digest']}-{page}",
+        lambda: Markup(
+            render_template(
+                "_board_table.html",
+                board=board,
+                rows=board.rows[first : first + PAGE_ROWS],
+                extras=extras,
+                challenge=phase.challenge,
+            )
+        ),
     )
     html = render_template(
         "leaderboard.html",
@@ -384,14 +408,23 @@ def leaderboard(slug: str, phase_slug: str, track_slug: str):
         board=board,
         table=table,
         split=split,
+        page=page,
+        pages=pages,
+        first=first,
+        shown=len(board.rows[first : first + PAGE_ROWS]),
+        my_page=team_page(board, team.id) if team is not None else None,
         my_team=team,
         history=history,
         phase_state=phase.state(utcnow()),
         private_visible=phase.private_visible(utcnow()),
     )
-    if anonymous:
-        keep_page(slug, phase_slug, track_slug, split, board, html)
-    return conditional_page(board, html, current_user(), team, phase.private_visible(utcnow()), extras["digest"])
+    etag_part = f"page-{page}-{phase.state(utcnow())}-{extras['digest']}"
+    if not anonymous:
+        return conditional_page(board, html, current_user(), team, phase.private_visible(utcnow()), etag_part)
+    compress_as = "page-" + hashlib.sha256(html.encode()).hexdigest()[:24]  # one gzip copy per distinct page
+    if page_arg in (None, str(page)):  # the page asked for is the page shown: keep it for the next visitor
+        keep_page(slug, phase_slug, track_slug, split, board, str(page), (html, compress_as, etag_part))
+    return conditional_page(board, html, None, None, phase.private_visible(utcnow()), etag_part, compress_as)
 
 
 @bp.get("/c/<slug>/<phase_slug>/<track_slug>/leaderboard.<fmt>")

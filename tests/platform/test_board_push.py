@@ -255,3 +255,19 @@ def test_two_schemas_do_not_hear_each_other(engine):
         conn.execute(text("SET search_path TO public"))
         public = conn.execute(text("SELECT 'arena_boards_' || md5(current_schema())")).scalar_one()
     assert schema != "public" and mine != public
+
+
+def test_the_pages_of_a_long_board_are_kept_side_by_side(app, client, db, challenge, push, statements):
+    from arena.boards import PAGE_ROWS
+    from arena_testkit import finished_submission
+
+    phase, track = challenge.phases[0], challenge.tracks[0]
+    for i in range(PAGE_ROWS + 1):
+        finished_submission(db, None, phase, track, 0.5, 0.5, 1, is_baseline=True, baseline_name=f"B{i:03d}")
+    first = [client.get(f"{PAGE}?page={n}").get_data() for n in (1, 2, 1, 2)]
+    statements.count = 0
+    again = [client.get(f"{PAGE}?page={n}").get_data() for n in (1, 2)]
+    assert statements.count == 0, "both pages answered from memory"
+    assert again == first[:2] and first[0] != first[1] and b"page 2 of 2" in again[1]
+    gz = client.get(f"{PAGE}?page=2", headers={"Accept-Encoding": "gzip"})
+    assert gz.headers["Content-Encoding"] == "gzip" and statements.count == 0
