@@ -117,7 +117,6 @@ def app(engine, redis_conn, queue_name, tmp_path, monkeypatch):
             "RATELIMIT_ENABLED": False,
             "RATELIMIT_STORAGE_URI": "memory://",
             "HEARTBEAT_SECONDS": 0.05,
-            "LEADERBOARD_CACHE_SECONDS": 0,
             # boards pushed to the process (board_push.py) are tested on their own (test_board_push.py), with
             # sync(): elsewhere a board read right after another process's commit must not depend on how soon
             # the notification arrives

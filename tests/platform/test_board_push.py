@@ -12,11 +12,11 @@ import random
 import time
 
 import pytest
-from arena import board_push, standings, states
+from arena import board_push, standings
 from arena import db as arena_db
-from arena.models import Base, Phase, Submission, Team
+from arena.models import Base, Phase, Team
 from arena.services import teams
-from arena_testkit import make_user, token_for
+from arena_testkit import finished_submission, make_user, token_for
 from sqlalchemy import event, text
 from sqlalchemy.orm import sessionmaker
 
@@ -84,19 +84,7 @@ def _score(maker, team_id: int, score: float, minute: int) -> None:
     with maker() as session:
         phase = session.query(Phase).one()
         track = next(t for t in phase.challenge.tracks if t.slug == "detection")
-        session.add(
-            Submission(
-                team_id=team_id,
-                phase_id=phase.id,
-                track_id=track.id,
-                state=states.FINISHED,
-                public_score=score,
-                private_score=score,
-                scores={"public": {"ap50": score}, "private": {"ap50": score}},
-                created_at=dt.datetime(2024, 1, 1) + dt.timedelta(minutes=minute),
-            )
-        )
-        session.commit()
+        finished_submission(session, session.get(Team, team_id), phase, track, score, score, minute)
 
 
 def _rows(client, headers=None):
@@ -112,6 +100,16 @@ def _from_database(app, client):
         return _rows(client)
     finally:
         app.config["BOARD_PUSH"] = True
+
+
+@pytest.fixture
+def read_once(client, db, challenge, push, elsewhere):
+    """Team 0 scored 0.5 elsewhere, heard here, and its board read once (kept): the team."""
+    (alpha,) = _teams(db, challenge, 1)
+    _score(elsewhere, alpha.id, 0.5, 1)
+    assert board_push.sync(db.get_bind())
+    assert _rows(client)[1] == [(1, "Team 0", 0.5)]
+    return alpha
 
 
 def _teams(db, challenge, n: int) -> list[Team]:
@@ -143,8 +141,6 @@ def test_a_board_answered_once_is_answered_again_with_no_query_until_it_changes(
 
 
 def test_changes_made_in_this_process_are_answered_at_once(app, client, db, challenge, push):
-    from arena_testkit import finished_submission
-
     (alpha,) = _teams(db, challenge, 1)
     assert _rows(client)[1] == []
 
@@ -183,12 +179,9 @@ def test_any_history_committed_elsewhere_reads_as_the_database_once_synced(app, 
 
 
 def test_a_lost_listen_connection_reads_every_board_from_the_database_until_it_is_back(
-    app, client, db, challenge, push, elsewhere, statements
+    client, db, push, elsewhere, read_once
 ):
-    (alpha,) = _teams(db, challenge, 1)
-    _score(elsewhere, alpha.id, 0.5, 1)
-    assert board_push.sync(db.get_bind())
-    _rows(client)
+    alpha = read_once
     generation = push.generation
     pid = push.connection.info.backend_pid
     with db.get_bind().connect() as conn:
@@ -197,7 +190,6 @@ def test_a_lost_listen_connection_reads_every_board_from_the_database_until_it_i
     while push.usable() and push.generation == generation and time.monotonic() < deadline:
         time.sleep(0.01)  # the thread notices the closed connection
     _score(elsewhere, alpha.id, 0.8, 2)  # while it reconnects, or just after: either way no stale answer
-    statements.count = 0
     assert _rows(client)[1] == [(1, "Team 0", 0.8)]
     assert board_push.sync(db.get_bind(), timeout=30), "reconnected"
     assert push.generation > generation, "the map was read again"
@@ -207,12 +199,9 @@ def test_a_lost_listen_connection_reads_every_board_from_the_database_until_it_i
 
 
 def test_a_stopped_channel_answers_nothing_from_memory_and_a_new_one_reads_the_map_again(
-    app, client, db, challenge, push, elsewhere, statements
+    client, db, elsewhere, statements, read_once
 ):
-    (alpha,) = _teams(db, challenge, 1)
-    _score(elsewhere, alpha.id, 0.5, 1)
-    assert board_push.sync(db.get_bind())
-    _rows(client)
+    alpha = read_once
     board_push.stop(db.get_bind())
     _score(elsewhere, alpha.id, 0.7, 2)  # nobody hears of it: the next read starts a channel that reads the map
     statements.count = 0
@@ -221,8 +210,6 @@ def test_a_stopped_channel_answers_nothing_from_memory_and_a_new_one_reads_the_m
 
 
 def test_the_phase_next_date_ends_a_kept_answer(app, client, db, challenge, push, monkeypatch):
-    from arena_testkit import finished_submission
-
     phase = challenge.phases[0]
     (alpha,) = _teams(db, challenge, 1)
     finished_submission(db, alpha, phase, challenge.tracks[0], 0.4, 0.4, 1)
@@ -259,7 +246,6 @@ def test_two_schemas_do_not_hear_each_other(engine):
 
 def test_the_pages_of_a_long_board_are_kept_side_by_side(app, client, db, challenge, push, statements):
     from arena.boards import PAGE_ROWS
-    from arena_testkit import finished_submission
 
     phase, track = challenge.phases[0], challenge.tracks[0]
     for i in range(PAGE_ROWS + 1):

@@ -106,6 +106,7 @@ BASE_CONFIG = {
     "WATCHDOG_GRACE_SECONDS": 1,
     "MAX_ATTEMPTS": 2,
     "RQ_QUEUE": "arena-reliability",
+    "BOARD_PUSH": False,  # as in tests/platform: tests/platform/test_board_push.py tests it, with sync()
 }
 
 
