@@ -4,7 +4,10 @@
    5,000 teams and 200,000 finished submissions in PostgreSQL (--teams, --submissions), read from the stored
    standings (rebuilt once after the bulk load, timed) and answered from each process's memory while unchanged
    (arena/board_push.py), next to a hello-world route (/healthz) of the same gunicorn (the shipped
-   arena.gunicorn_conf: gevent workers) in the same run (the ceiling), as a ratio; and the organizers' dashboard
+   arena.gunicorn_conf: gevent workers) in the same run (the ceiling), as a ratio; the public routes again at a
+   steady --rate requests/s (1,000: every one of 5,000 teams reloading its board every 5 s) for the latency a
+   visitor sees, since at saturation p99 is the queue's (on 2 shared cores /healthz's own p99 there is ~100 ms);
+   and the organizers' dashboard
    and paginated console lists (teams, submissions, audit log) with an organizer's cookie, at
    --admin-connections (4: a contest's organizers are a handful of people);
 2. an official-size detection upload (the real 2020 GT: 10,000 images, 18,647 boxes) and an official-size
@@ -225,14 +228,24 @@ def make_labels(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "gt.csv", folder / "dets.csv", folder / "feats.bin"
 
 
-def wrk(url: str, duration: int, connections: int, threads: int = 2, headers: tuple[str, ...] = ()) -> dict:
+def wrk(
+    url: str, duration: int, connections: int, threads: int = 2, headers: tuple[str, ...] = (), rate: float = 0
+) -> dict:
+    """wrk's closed loop: each connection sends its next request when the last is answered (the throughput), or,
+    with `rate`, after a pause of connections / rate seconds (wrk's Lua `delay()`): about `rate` requests/s
+    offered, so the latency measured is the service's, not the queue of a saturated server."""
     extra = [arg for header in headers for arg in ("-H", header)]
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency", *extra, url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if rate:
+            script.write(f"function delay()\n  return {connections * 1000 / rate:.3f}\nend\n")
+            script.flush()
+            extra += ["-s", script.name]
+        out = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency", *extra, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
 
     def ms(label):
         value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
@@ -298,8 +311,16 @@ def start_gunicorn(env: dict, workers: int, base: str) -> subprocess.Popen:
 
 
 def measure(
-    url: str, args, cookie: str | None = None, headers: tuple[str, ...] = (), expect: str = "200", connections=None
+    url: str,
+    args,
+    cookie: str | None = None,
+    headers: tuple[str, ...] = (),
+    expect: str = "200",
+    connections=None,
+    paced: bool = True,
 ) -> dict:
+    """The route at saturation (wrk's closed loop: throughput, and the latency of a full queue) and, for the public
+    routes, at --rate requests/s offered (the latency a visitor sees at that load)."""
     headers = ((f"Cookie: {cookie}",) if cookie else ()) + headers
     curl_headers = [arg for header in headers for arg in ("-H", header)]
     warm = subprocess.run(  # warm: imports, the board built for its version; and the status wrk does not check
@@ -309,6 +330,8 @@ def measure(
         raise RuntimeError(f"{url} answers {warm.stdout}, not {expect}")
     result = wrk(url, args.duration, connections or args.connections, headers=headers)
     result["connections"] = connections or args.connections
+    if paced and args.rate:
+        result["paced"] = wrk(url, args.duration, args.connections, threads=1, headers=headers, rate=args.rate)
     print(url, result, flush=True)
     return result
 
@@ -319,6 +342,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--admin-connections", type=int, default=4, help="wrk connections for the organizers' pages")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=1000,
+        help="requests/s offered in the paced runs (0: none); 1,000/s is 5,000 teams each reloading every 5 s",
+    )
     parser.add_argument("--teams", type=int, default=TEAMS)
     parser.add_argument("--submissions", type=int, default=SUBMISSIONS)
     parser.add_argument("--skip-uploads", action="store_true")
@@ -345,7 +374,7 @@ def main() -> None:
     results: dict = {
         "machine": f"{platform.node()}: {os.cpu_count()} CPUs shared, {platform.platform()}",
         "gunicorn": f"{args.workers} gevent workers (arena.gunicorn_conf)",
-        "wrk": f"-t2 -c{args.connections} -d{args.duration}s",
+        "wrk": f"-t2 -c{args.connections} -d{args.duration}s; paced: -t1 -c{args.connections} at {args.rate:.0f} req/s",
         "teams": args.teams,
         "submissions": args.submissions,
         "standings_rebuild_s": info["standings_rebuild_s"],
@@ -375,7 +404,7 @@ def main() -> None:
             ("admin_audit_states", f"/admin/audit?scope=states&challenge={info['slug']}", *auth, admins),
             ("hello_after", "/healthz", None, (), "200", None),
         ):
-            results[name] = measure(base + path, args, cookie, headers, expect, connections)
+            results[name] = measure(base + path, args, cookie, headers, expect, connections, paced=cookie is None)
         hello = (results["hello"]["rps"] + results["hello_after"]["rps"]) / 2
         results["hello_mean_rps"] = hello
         for name in [n for n in results if n.startswith(("board_", "admin_"))]:

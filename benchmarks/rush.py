@@ -1,14 +1,28 @@
 """A deadline rush on loopback: N teams upload within a W-second window (detection CSVs and recognition feature
-files at the official row counts) to gunicorn, scored by `arena worker` processes; then how the drain time scales
-with 1, 2 and 4 workers. Everything real: PostgreSQL (a schema of its own in 127.0.0.1:5432/test), a redis-server
-of its own on a free port, gunicorn, the `arena worker` command line.
+files) to gunicorn, scored by `arena worker` processes; then how the drain time scales with 1, 2 and 4 workers.
+Everything real: PostgreSQL (a schema of its own in 127.0.0.1:5432/test), a redis-server of its own on a free
+port, gunicorn with the shipped settings (arena.gunicorn_conf: gevent workers), the `arena worker` command line,
+the rate limits on (per account, so 5,000 teams behind one address are not refused; the phase's limits per team).
 
     python benchmarks/rush.py                                   # 500 teams, 60 s window, 2 workers, scaling 1/2/4
     python benchmarks/rush.py --teams 100 --dim 64 --scale-batch 40 --json rush.json
+    # issue 14's rush at 10x the 2020 contest: 5,000 teams in 10 minutes, hidden labels a tenth of the official size
+    python benchmarks/rush.py --teams 5000 --window 600 --det-images 1000 --rec-identities 200 --dim 128 \
+        --eager 0.02 --scale-batch 0 --json rush5000.json
+
+The hidden labels are the official size by default (the real 2020 detection GT: 10,000 images; a recognition test
+set of 2,000 identities x 10 images + 2,500 distractors); --det-images and --rec-identities shrink them (the
+distractors in proportion) so that a rush of thousands of uploads measures the platform (uploads, limits, queue,
+standings, integrity screening) rather than thousands of official-size scorings that 2 cores cannot drain in
+an hour; the per-worker scoring rate at the official size comes from a run with the defaults.
+
+--eager F: a fraction F of the teams send per_day + 1 uploads at the same instant; the phase allows per_day, so
+exactly one of each must be refused however the requests interleave (`limit_held` in the report).
 
 Reports: accepted, refused (with status), scored, failed, lost (accepted and not finished nor failed at the end:
-must be 0), upload latency p50/p99, the drain time (window start -> last submission scored) and, per worker count,
-the time to drain a batch queued while no worker ran. `Stack` is shared with benchmarks/soak.py.
+must be 0), upload latency p50/p99, the drain time (window start -> last submission scored), the scoring rate and,
+per worker count, the time to drain a batch queued while no worker ran. `Stack` is shared with
+benchmarks/soak.py.
 """
 
 from __future__ import annotations
@@ -19,7 +33,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -52,9 +65,10 @@ phases:
     title: Final
     starts: 2020-01-01
     ends: 2099-01-01
-    limits: {per_day: 1000, total: 1000, in_flight: 1000}
+    limits: {per_day: PER_DAY, total: 100, in_flight: 1000}
     final_submissions: 2
 """
+PER_DAY = 3
 
 
 def free_port() -> int:
@@ -88,9 +102,10 @@ def percentile(values: list[float], q: float) -> float:
 # --------------------------------------------------------------------------------------------------- data
 
 
-def make_files(folder: Path, dim: int, seed: int = 0) -> dict:
-    """The hidden labels (the real 2020 detection GT; a recognition test set of the official shape: 22,500 images,
-    2,000 identities, 2,500 distractors) and a few submissions of each track, as bytes."""
+def make_files(folder: Path, dim: int, det_images: int = 10_000, rec_identities: int = 2000, seed: int = 0) -> dict:
+    """The hidden labels (the real 2020 detection GT, or its first `det_images` images; a recognition test set of
+    the official shape, `rec_identities` x 10 images + 1.25 distractors per identity image: 22,500 images at the
+    official 2,000) and a few submissions of each track, as bytes."""
     from scorer import formats
 
     rng = np.random.default_rng(seed)
@@ -98,10 +113,13 @@ def make_files(folder: Path, dim: int, seed: int = 0) -> dict:
     hidden.mkdir(parents=True, exist_ok=True)
     if not DET_GT.exists():
         sys.exit(f"the official detection labels are missing: {DET_GT}")
-    shutil.copy(DET_GT, hidden / "gt.csv")
-    gt = formats.read_detection_labels(hidden / "gt.csv")
-    sizes = np.full(2000, 10)
-    labels = np.r_[np.repeat(np.arange(2000), sizes), -np.ones(2500, np.int64)]
+    gt = formats.read_detection_labels(DET_GT)
+    if det_images < gt.num_images:
+        keep = gt.image_index < det_images
+        gt = formats.DetectionLabels(gt.image_names[:det_images], gt.image_index[keep], gt.boxes[keep])
+    formats.write_detection_labels(hidden / "gt.csv", gt.image_names, gt.image_index, gt.boxes)
+    sizes = np.full(rec_identities, 10)
+    labels = np.r_[np.repeat(np.arange(rec_identities), sizes), -np.ones(rec_identities * 5 // 4, np.int64)]
     labels = labels[rng.permutation(len(labels))]
     rec = formats.RecognitionLabels(
         image_names=tuple(f"rec_{i:05d}.jpg" for i in range(len(labels))),
@@ -110,7 +128,7 @@ def make_files(folder: Path, dim: int, seed: int = 0) -> dict:
         pairs=formats.all_same_identity_pairs(labels),
     )
     formats.write_recognition_labels(hidden / "info.txt", rec)
-    (folder / "challenge.yaml").write_text(BUNDLE)
+    (folder / "challenge.yaml").write_text(BUNDLE.replace("PER_DAY", str(PER_DAY)))
     det, feats = [], []
     for k in range(3):  # detection CSVs: the GT boxes jittered, with scores, and some false positives
         boxes = gt.boxes + rng.normal(0, 2 + 2 * k, gt.boxes.shape)
@@ -120,13 +138,21 @@ def make_files(folder: Path, dim: int, seed: int = 0) -> dict:
             for i, b, s in zip(gt.image_index, boxes, rng.random(len(boxes)), strict=True)
         ]
         det.append(("\n".join(lines) + "\n").encode())
-    centers = rng.normal(size=(2000, dim))
+    centers = rng.normal(size=(rec_identities, dim))
     for k in range(3):  # feature files (raw float64, 22,500 x dim), noisier each time
         x = rng.normal(size=(len(labels), dim))
         known = labels >= 0
         x[known] = centers[labels[known]] * (3 - k) + x[known]
         feats.append(np.ascontiguousarray(x, dtype="<f8").tobytes())
-    return {"detection": det, "recognition": feats, "rec_bytes": len(feats[0]), "det_bytes": len(det[0])}
+    return {
+        "detection": det,
+        "recognition": feats,
+        "rec_bytes": len(feats[0]),
+        "det_bytes": len(det[0]),
+        "det_images": gt.num_images,
+        "det_boxes": len(gt.boxes),
+        "rec_rows": len(labels),
+    }
 
 
 # --------------------------------------------------------------------------------------------------- the stack
@@ -136,8 +162,8 @@ class Stack:
     """PostgreSQL schema + redis-server + gunicorn + `arena worker` processes, in a temp folder; all removed on
     exit."""
 
-    def __init__(self, folder: Path, web_workers: int = 3, web_threads: int = 4):
-        self.folder, self.web_workers, self.web_threads = folder, web_workers, web_threads
+    def __init__(self, folder: Path, web_workers: int = 3, rate_limits: bool = True):
+        self.folder, self.web_workers = folder, web_workers
         self.schema = f"arena_bench_{uuid.uuid4().hex[:8]}"
         self.redis_port, self.web_port = free_port(), free_port()
         self.redis = self.web = None
@@ -149,7 +175,7 @@ class Stack:
             "ARENA_INSTANCE": str(folder / "instance"),
             "ARENA_STORAGE_DIR": str(folder / "storage"),
             "SECRET_KEY": "bench",
-            "ARENA_RATELIMIT": "0",
+            "ARENA_RATELIMIT": "1" if rate_limits else "0",  # the limiter counts in this stack's Redis
             "ARENA_LOG_FORMAT": "json",
         }
         self.url = f"http://127.0.0.1:{self.web_port}"
@@ -174,14 +200,12 @@ class Stack:
         self.web = subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
+                "--config",
+                "python:arena.gunicorn_conf",  # what `make serve`, the Procfile and the Dockerfile run: gevent
                 "-w",
                 str(self.web_workers),
-                "--threads",
-                str(self.web_threads),
                 "-b",
                 f"127.0.0.1:{self.web_port}",
-                "--timeout",
-                "300",
                 "arena:create_app()",
             ],
             env=self.env,
@@ -316,17 +340,25 @@ def wait_drained(stack: Stack, ids: list[int], timeout: float) -> tuple[float, d
         time.sleep(1)
 
 
-def rush(stack: Stack, tokens: list[dict], files: dict, window: float, threads: int, seed: int = 1) -> dict:
+def rush(
+    stack: Stack, tokens: list[dict], files: dict, window: float, threads: int, eager: float = 0.0, seed: int = 1
+) -> dict:
+    """Each team uploads once at a uniformly random moment of the window (its track at random); a fraction `eager`
+    of the teams sends PER_DAY + 1 uploads at that same moment instead (one must be refused)."""
     rng = random.Random(seed)
-    plan = sorted((rng.uniform(0, window), i, rng.choice(("detection", "recognition"))) for i in range(len(tokens)))
-    results: list[tuple[int, float, int | None, str]] = []
+    eager_teams = set(rng.sample(range(len(tokens)), round(eager * len(tokens))))
+    plan = sorted(
+        (rng.uniform(0, window), i, rng.choice(("detection", "recognition")), copy)
+        for i in range(len(tokens))
+        for copy in range(PER_DAY + 1 if i in eager_teams else 1)
+    )
     start = time.monotonic()
 
-    def one(at: float, i: int, track: str):
+    def one(at: float, i: int, track: str, copy: int):
         time.sleep(max(0.0, start + at - time.monotonic()))
-        content = files[track][i % len(files[track])]
+        content = files[track][(i + copy) % len(files[track])]
         status, seconds, sub_id = submit(stack.url, tokens[i], track, content)
-        return status, seconds, sub_id, track
+        return status, seconds, sub_id, i
 
     memory_peak = {"web_mib": 0.0, "workers_mib": 0.0, "horses_mib": 0.0}
     with cf.ThreadPoolExecutor(threads) as pool:
@@ -346,17 +378,28 @@ def rush(stack: Stack, tokens: list[dict], files: dict, window: float, threads: 
     for status, *_ in results:
         if status != 202:
             refused[str(status)] = refused.get(str(status), 0) + 1
+    per_team: dict[int, int] = {}
+    for status, _s, _id, team in results:
+        per_team[team] = per_team.get(team, 0) + (status == 202)
+    eager_accepted = sorted({per_team[t] for t in eager_teams})
+    scored = sum(1 for s in final.values() if s == "finished")
     return {
         "teams": len(tokens),
+        "uploads": len(plan),
+        "eager_teams": len(eager_teams),
         "window_s": window,
         "accepted": len(accepted),
         "refused": refused,
-        "scored": sum(1 for s in final.values() if s == "finished"),
+        # every team accepted at most PER_DAY, and each eager team exactly PER_DAY of its PER_DAY + 1
+        "limit_held": max(per_team.values()) <= PER_DAY and eager_accepted in ([], [PER_DAY]),
+        "eager_accepted_per_team": eager_accepted,
+        "scored": scored,
         "failed": sum(1 for s in final.values() if s == "failed"),
         "lost": sum(1 for s in final.values() if s not in ("finished", "failed")),
         "uploads_done_s": round(uploads_done, 1),
         "drain_s": round(drain, 1),
         "drain_after_window_s": round(drain - window, 1),
+        "scored_per_s": round(scored / drain, 2),
         "upload_p50_s": round(percentile(latencies, 50), 3),
         "upload_p99_s": round(percentile(latencies, 99), 3),
         "upload_max_s": round(max(latencies), 3),
@@ -378,11 +421,13 @@ def scaling(stack: Stack, tokens: list[dict], files: dict, batch: int, counts: l
         started = time.monotonic()
         stack.start_workers(n)
         waited, final = wait_drained(stack, ids, timeout=3600)
+        drain_s = time.monotonic() - started
         rows.append(
             {
                 "workers": n,
                 "batch": len(ids),
-                "drain_s": round(time.monotonic() - started, 1),
+                "drain_s": round(drain_s, 1),
+                "scored_per_s": round(len(ids) / drain_s, 3),
                 "scored": sum(1 for s in final.values() if s == "finished"),
                 "lost": sum(1 for s in final.values() if s not in ("finished", "failed")),
             }
@@ -401,6 +446,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--dim", type=int, default=512, help="recognition feature dimension (official rows: 22,500)")
+    parser.add_argument("--det-images", type=int, default=10_000, help="detection GT images (official: 10,000)")
+    parser.add_argument("--rec-identities", type=int, default=2000, help="test identities (official: 2,000)")
+    parser.add_argument("--eager", type=float, default=0.0, help="fraction of teams that send PER_DAY + 1 at once")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn (gevent) processes")
+    parser.add_argument("--no-rate-limits", action="store_true")
     parser.add_argument("--threads", type=int, default=200, help="client threads (uploads in flight at once)")
     parser.add_argument("--scale-batch", type=int, default=60, help="uploads per worker-count run (0: skip)")
     parser.add_argument("--scale-workers", default="1,2,4")
@@ -409,18 +459,20 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="arena-rush-") as tmp:
         folder = Path(tmp)
         t0 = time.monotonic()
-        files = make_files(folder / "bundle", args.dim)
+        files = make_files(folder / "bundle", args.dim, args.det_images, args.rec_identities)
         print(
             f"files: detection CSV {files['det_bytes'] / 2**20:.1f} MiB, features {files['rec_bytes'] / 2**20:.1f} MiB"
             f" ({time.monotonic() - t0:.0f} s)",
             flush=True,
         )
-        with Stack(folder) as stack:
+        with Stack(folder, args.web_workers, rate_limits=not args.no_rate_limits) as stack:
+            t0 = time.monotonic()
             tokens = setup_challenge(stack, folder / "bundle", args.teams)
+            print(f"{args.teams} teams with a token each in {time.monotonic() - t0:.0f} s", flush=True)
             stack.start_web()
             stack.start_workers(args.workers)
             print(f"rush: {args.teams} teams in {args.window:.0f} s against {args.workers} workers", flush=True)
-            result = {"rush": rush(stack, tokens, files, args.window, args.threads)}
+            result = {"rush": rush(stack, tokens, files, args.window, args.threads, args.eager)}
             print(json.dumps(result["rush"], indent=1), flush=True)
             if args.scale_batch:
                 counts = [int(c) for c in args.scale_workers.split(",")]
@@ -430,8 +482,9 @@ def main(argv: list[str] | None = None) -> None:
             "python": platform.python_version(),
             "load_avg_at_end": os.getloadavg(),
             "dim": args.dim,
-            "det_bytes": files["det_bytes"],
-            "rec_bytes": files["rec_bytes"],
+            "web": f"gunicorn, {args.web_workers} gevent workers (arena.gunicorn_conf)",
+            "rate_limits": not args.no_rate_limits,
+            **{k: files[k] for k in ("det_bytes", "rec_bytes", "det_images", "det_boxes", "rec_rows")},
         }
         print(json.dumps(result, indent=1))
         if args.json:
