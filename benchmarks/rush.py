@@ -129,21 +129,8 @@ def make_files(folder: Path, dim: int, det_images: int = 10_000, rec_identities:
     )
     formats.write_recognition_labels(hidden / "info.txt", rec)
     (folder / "challenge.yaml").write_text(BUNDLE.replace("PER_DAY", str(PER_DAY)))
-    det, feats = [], []
-    for k in range(3):  # detection CSVs: the GT boxes jittered, with scores, and some false positives
-        boxes = gt.boxes + rng.normal(0, 2 + 2 * k, gt.boxes.shape)
-        lines = [
-            f"{gt.image_names[i]},{b[0]:.1f},{b[1]:.1f},{max(b[2], b[0] + 1):.1f},{max(b[3], b[1] + 1):.1f},face,"
-            f"{s:.4f}"
-            for i, b, s in zip(gt.image_index, boxes, rng.random(len(boxes)), strict=True)
-        ]
-        det.append(("\n".join(lines) + "\n").encode())
-    centers = rng.normal(size=(rec_identities, dim))
-    for k in range(3):  # feature files (raw float64, 22,500 x dim), noisier each time
-        x = rng.normal(size=(len(labels), dim))
-        known = labels >= 0
-        x[known] = centers[labels[known]] * (3 - k) + x[known]
-        feats.append(np.ascontiguousarray(x, dtype="<f8").tobytes())
+    det = [_detection_upload(gt, np.random.default_rng([seed, 0, k]), 2 + 2 * k) for k in range(3)]
+    feats = [_features_upload(labels, dim, np.random.default_rng([seed, 1, k]), 3 - k) for k in range(3)]
     return {
         "detection": det,
         "recognition": feats,
@@ -152,7 +139,43 @@ def make_files(folder: Path, dim: int, det_images: int = 10_000, rec_identities:
         "det_images": gt.num_images,
         "det_boxes": len(gt.boxes),
         "rec_rows": len(labels),
+        "gt": gt,
+        "labels": labels,
+        "dim": dim,
     }
+
+
+def _detection_upload(gt, rng: np.random.Generator, sigma: float) -> bytes:
+    """A detection CSV: every GT box jittered by `sigma` px, with a score, and one false positive per image."""
+    boxes = gt.boxes + rng.normal(0, sigma, gt.boxes.shape)
+    index = np.r_[gt.image_index, np.arange(gt.num_images)]
+    corner = rng.uniform(0, 600, (gt.num_images, 2))
+    boxes = np.vstack([boxes, np.hstack([corner, corner + rng.uniform(20, 80, (gt.num_images, 1))])])
+    scores = np.r_[rng.uniform(0.3, 1, len(gt.boxes)), rng.uniform(0, 0.5, gt.num_images)]
+    lines = [
+        f"{gt.image_names[i]},{b[0]:.1f},{b[1]:.1f},{max(b[2], b[0] + 1):.1f},{max(b[3], b[1] + 1):.1f},face,{s:.4f}"
+        for i, b, s in zip(index, boxes, scores, strict=True)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _features_upload(labels: np.ndarray, dim: int, rng: np.random.Generator, strength: float) -> bytes:
+    """Raw float64 features (N x dim): identity centres of this model's own (so two teams' embeddings are
+    unrelated, as two trained models' are) times `strength`, plus unit noise."""
+    x = rng.normal(size=(len(labels), dim))
+    known = labels >= 0
+    x[known] += rng.normal(size=(labels.max() + 1, dim))[labels[known]] * strength
+    return np.ascontiguousarray(x, dtype="<f8").tobytes()
+
+
+def unique_upload(files: dict, track: str, key: int) -> bytes:
+    """A submission of `track` that no other key gets: an independent team's predictions (the integrity checks
+    compare every new submission with earlier ones, so a rush of a few repeated files would measure the flags of
+    thousands of copies, not a contest)."""
+    rng = np.random.default_rng([7, key])
+    if track == "detection":
+        return _detection_upload(files["gt"], rng, rng.uniform(2, 6))
+    return _features_upload(files["labels"], files["dim"], rng, rng.uniform(1, 3))
 
 
 # --------------------------------------------------------------------------------------------------- the stack
@@ -356,7 +379,7 @@ def rush(
 
     def one(at: float, i: int, track: str, copy: int):
         time.sleep(max(0.0, start + at - time.monotonic()))
-        content = files[track][(i + copy) % len(files[track])]
+        content = unique_upload(files, track, i * (PER_DAY + 1) + copy)
         status, seconds, sub_id = submit(stack.url, tokens[i], track, content)
         return status, seconds, sub_id, i
 
@@ -408,14 +431,17 @@ def rush(
 
 
 def scaling(stack: Stack, tokens: list[dict], files: dict, batch: int, counts: list[int]) -> list[dict]:
-    """For each worker count: queue `batch` uploads with no worker running, start the workers, time the drain."""
+    """For each worker count: queue `batch` uploads with no worker running, start the workers, time the drain.
+    Each upload comes from a team of its own, counted from the last (a team's daily limit is never the limit)."""
     rows = []
-    for n in counts:
+    for round_, n in enumerate(counts):
         stack.stop_workers()
         ids = []
         for i in range(batch):
             track = ("detection", "recognition")[i % 2]
-            status, _s, sub_id = submit(stack.url, tokens[i % len(tokens)], track, files[track][i % 3])
+            key = round_ * batch + i
+            content = unique_upload(files, track, 10_000_000 + key)
+            status, _s, sub_id = submit(stack.url, tokens[len(tokens) - 1 - key], track, content)
             if status == 202:
                 ids.append(sub_id)
         started = time.monotonic()
@@ -451,6 +477,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eager", type=float, default=0.0, help="fraction of teams that send PER_DAY + 1 at once")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn (gevent) processes")
     parser.add_argument("--no-rate-limits", action="store_true")
+    parser.add_argument("--no-rush", action="store_true", help="only the drain of --scale-batch per worker count")
     parser.add_argument("--threads", type=int, default=200, help="client threads (uploads in flight at once)")
     parser.add_argument("--scale-batch", type=int, default=60, help="uploads per worker-count run (0: skip)")
     parser.add_argument("--scale-workers", default="1,2,4")
@@ -472,8 +499,10 @@ def main(argv: list[str] | None = None) -> None:
             stack.start_web()
             stack.start_workers(args.workers)
             print(f"rush: {args.teams} teams in {args.window:.0f} s against {args.workers} workers", flush=True)
-            result = {"rush": rush(stack, tokens, files, args.window, args.threads, args.eager)}
-            print(json.dumps(result["rush"], indent=1), flush=True)
+            result = {}
+            if not args.no_rush:
+                result["rush"] = rush(stack, tokens, files, args.window, args.threads, args.eager)
+                print(json.dumps(result["rush"], indent=1), flush=True)
             if args.scale_batch:
                 counts = [int(c) for c in args.scale_workers.split(",")]
                 result["scaling"] = scaling(stack, tokens, files, args.scale_batch, counts)
