@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scorer.coco import pair_iou
+from scorer.coco import image_pairs, pair_iou
 from scorer.formats import Detections, read_detection_labels, read_detection_submission, read_features
 from scorer.formats import read_recognition_labels as _read_recognition_labels
 
@@ -149,14 +149,14 @@ def feature_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, dict]:
 
 
 def box_agreement(a, b) -> tuple[float, dict]:
-    """a, b: Detections on the same test images -> (share of twin boxes over the larger file, evidence)."""
-    twins = 0
-    for image in np.intersect1d(a.image_index, b.image_index):
-        boxes_a, scores_a = a.boxes[a.image_index == image], a.scores[a.image_index == image]
-        boxes_b, scores_b = b.boxes[b.image_index == image], b.scores[b.image_index == image]
-        first, second = np.repeat(np.arange(len(boxes_a)), len(boxes_b)), np.tile(np.arange(len(boxes_b)), len(boxes_a))
-        iou = pair_iou(boxes_a[first], boxes_b[second], plus_one=False).reshape(len(boxes_a), len(boxes_b))
-        close = np.abs(scores_a[:, None] - scores_b[None, :]) <= BOX_SCORE_TOLERANCE
-        twins += int(((iou >= BOX_IOU) & close).any(axis=1).sum())
+    """a, b: Detections on the same test images -> (share of twin boxes over the larger file, evidence). A box of
+    `a` is a twin when a box of `b` on its image overlaps it by IoU >= BOX_IOU with a score within
+    BOX_SCORE_TOLERANCE. Every pair of boxes on a shared image at once (one array op, not a loop per image: a
+    job compares with up to 200 earlier submissions' sketches)."""
+    num_images = int(max(a.image_index.max(initial=-1), b.image_index.max(initial=-1))) + 1
+    first, second = image_pairs(b.image_index, a.image_index, num_images)  # (box of a, box of b) on one image
+    iou = pair_iou(a.boxes[first], b.boxes[second], plus_one=False)
+    close = np.abs(a.scores[first] - b.scores[second]) <= BOX_SCORE_TOLERANCE
+    twins = len(np.unique(first[(iou >= BOX_IOU) & close]))
     total = max(len(a), len(b), 1)
     return twins / total, {"twin_boxes": twins, "boxes": [len(a), len(b)], "iou": BOX_IOU}
