@@ -106,7 +106,8 @@ stage_report() {
 # One line per run: run-name experiment-config seed [overrides...]. Seed 0 of every method first, then a second
 # softmax seed (the spread), the float32 check of bf16 (twice the time of a bf16 run), the full model (it waits for
 # the softmax run of its seed: it starts from it), a third softmax seed and the detection baseline, then more seeds,
-# the rows nearest to softmax in the previous table first. Rows that finished are skipped, so the order is also the priority when time is short.
+# the rows nearest to softmax in the previous table first, with the second seed of the bf16 / float32 pair early
+# (it tells a bf16 effect from run-to-run divergence). Rows that finished are skipped, so the order is also the priority when time is short.
 CPU_RUNS="
 softmax-seed0 softmax 0
 arcface-seed0 arcface 0
@@ -124,6 +125,8 @@ detection-seed0 detection 0
 sphereface-seed1 sphereface 1
 sphereface-seed2 sphereface 2
 intra_fusion-seed1 intra_fusion 1
+arcface-seed1 arcface 1
+arcface_fp32-seed1 arcface 1 runtime.bf16=false
 intra_fusion-seed2 intra_fusion 2
 cosface-seed1 cosface 1
 cosface-seed2 cosface 2
@@ -131,7 +134,6 @@ combined-seed1 combined 1
 combined-seed2 combined 2
 inter_fusion-seed1 inter_fusion 1
 inter_fusion-seed2 inter_fusion 2
-arcface-seed1 arcface 1
 arcface-seed2 arcface 2
 focal_arcface-seed1 focal_arcface 1
 focal_arcface-seed2 focal_arcface 2
