@@ -3,6 +3,8 @@ rank history (the private board's visibility: test_phases.py)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from arena import states
 from arena.leaderboard import leaderboard
@@ -278,10 +280,16 @@ def test_an_unchanged_board_costs_one_query_per_request(app, client, db, board_s
         event.remove(engine, "before_cursor_execute", listener)
 
 
-def test_query_models_generate_their_schema_once_and_hand_out_copies():
+def test_query_models_generate_their_schema_once_and_no_caller_can_change_it():
     from arena.api import BoardQuery
 
-    first = BoardQuery.model_json_schema()
-    first["properties"].clear()
-    assert BoardQuery.model_json_schema()["properties"]  # the cached schema is not the caller's to change
-    assert BoardQuery.model_json_schema() == BoardQuery.model_json_schema(mode="validation")
+    shared = BoardQuery.model_json_schema()  # what flask-openapi3 reads on every request: one read-only object
+    assert BoardQuery.model_json_schema() is shared
+    with pytest.raises(TypeError):
+        shared["properties"]["limit"] = {}
+    with pytest.raises(AttributeError):  # lists are tuples
+        shared["properties"]["split"]["enum"].append("x")
+    copied = BoardQuery.model_json_schema(mode="validation")  # the OpenAPI document's call: a copy of its own
+    copied["properties"].clear()
+    assert BoardQuery.model_json_schema(mode="validation")["properties"]
+    assert BoardQuery.model_json_schema(mode="validation") == json.loads(json.dumps(shared, default=dict))
