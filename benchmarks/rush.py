@@ -102,10 +102,13 @@ def percentile(values: list[float], q: float) -> float:
 # --------------------------------------------------------------------------------------------------- data
 
 
-def make_files(folder: Path, dim: int, det_images: int = 10_000, rec_identities: int = 2000, seed: int = 0) -> dict:
+def make_files(
+    folder: Path, dim: int, det_images: int = 10_000, rec_identities: int = 2000, seed: int = 0, per_day: int = PER_DAY
+) -> dict:
     """The hidden labels (the real 2020 detection GT, or its first `det_images` images; a recognition test set of
     the official shape, `rec_identities` x 10 images + 1.25 distractors per identity image: 22,500 images at the
-    official 2,000) and a few submissions of each track, as bytes."""
+    official 2,000), the bundle (a team may upload `per_day` times a day) and a few submissions of each track, as
+    bytes."""
     from scorer import formats
 
     rng = np.random.default_rng(seed)
@@ -128,7 +131,7 @@ def make_files(folder: Path, dim: int, det_images: int = 10_000, rec_identities:
         pairs=formats.all_same_identity_pairs(labels),
     )
     formats.write_recognition_labels(hidden / "info.txt", rec)
-    (folder / "challenge.yaml").write_text(BUNDLE.replace("PER_DAY", str(PER_DAY)))
+    (folder / "challenge.yaml").write_text(BUNDLE.replace("PER_DAY", str(per_day)))
     det = [_detection_upload(gt, np.random.default_rng([seed, 0, k]), 2 + 2 * k) for k in range(3)]
     feats = [_features_upload(labels, dim, np.random.default_rng([seed, 1, k]), 3 - k) for k in range(3)]
     return {

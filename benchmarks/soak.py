@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rush import Stack, make_files, percentile, setup_challenge, submit, wait_drained  # noqa: E402
+from rush import Stack, make_files, percentile, setup_challenge, submit, unique_upload, wait_drained  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="arena-soak-") as tmp:
         folder = Path(tmp)
-        files = make_files(folder / "bundle", args.dim)
+        files = make_files(folder / "bundle", args.dim, per_day=1000)  # a soak is not about the daily limit
         with Stack(folder) as stack:
             tokens = setup_challenge(stack, folder / "bundle", args.teams)
             stack.start_web()
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             while time.monotonic() < deadline:
                 i = rng.randrange(len(tokens))
                 track = rng.choice(("detection", "recognition"))
-                uploads.append(submit(stack.url, tokens[i], track, files[track][rng.randrange(3)]))
+                uploads.append(submit(stack.url, tokens[i], track, unique_upload(files, track, len(uploads))))
                 time.sleep(max(0.0, args.every - uploads[-1][1]))
                 if len(uploads) % 50 == 0:
                     print(f"  {time.monotonic() - started:.0f} s: {len(uploads)} uploads, {samples[-1]}", flush=True)
