@@ -694,6 +694,10 @@ class BaselineForm(Model):
     track: FormText = Field(max_length=64)
     name: FormText = Field(max_length=200)
     note: FormText = Field("", max_length=500)
+    method_name: FormText = Field("", max_length=100)  # the board's method column, as for participants' uploads
+    method_description: FormText = Field("", max_length=500)
+    paper_url: FormText = Field("", max_length=500)
+    code_url: FormText = Field("", max_length=500)
 
 
 @route("patch", "/admin/phases/<int:phase_id>", role=ORGANIZER, out=PhaseStateOut)
@@ -841,8 +845,9 @@ def post_baseline(form: BaselineForm):
     """Organizer: post a baseline submission (a marked row on the boards)."""
     session = get_session()
     phase, track = submissions.phase_and_track(session, boards.find_challenge(form.challenge), form.phase, form.track)
+    method = methods.clean(form.method_name, form.method_description, form.paper_url, form.code_url)
     sub = admin.post_baseline(
-        session, api_user(), phase, track, form.file.stream, form.file.filename, form.name, form.note
+        session, api_user(), phase, track, form.file.stream, form.file.filename, form.name, form.note, method
     )
     return submissions.public_view(sub), 202
 

@@ -134,7 +134,7 @@ def post_reference_baselines(session, organizer, challenge, data: Path, results:
     """Post every `results/<run>/baseline.json` run (its submission file) once as a baseline row of the `dev` phase;
     scored by the worker like any submission. Returns lines to print (what was posted or why not)."""
     from .models import Submission
-    from .services import admin, submissions
+    from .services import admin, methods, submissions
 
     dataset = results / "dataset.json"
     if not dataset.exists():
@@ -159,6 +159,7 @@ def post_reference_baselines(session, organizer, challenge, data: Path, results:
             continue
         file = spec_path.parent / spec["file"]
         with open(file, "rb") as stream:
-            admin.post_baseline(session, organizer, phase, track, stream, file.name, spec["name"], spec["note"])
+            method = methods.clean(spec["name"].removesuffix(" (CPU reference)"), spec["note"])
+            admin.post_baseline(session, organizer, phase, track, stream, file.name, spec["name"], spec["note"], method)
         lines.append(f"  baseline row '{spec['name']}' posted ({spec['track']}, {file.relative_to(results.parent)})")
     return lines

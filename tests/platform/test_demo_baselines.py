@@ -86,6 +86,9 @@ def test_demo_posts_the_reference_runs_once_and_the_worker_scores_them(app, tiny
     assert set(_baselines(app)) == {"ArcFace (CPU reference)", "CenterNet R18 (CPU reference)"}
     run_worker(app)
     assert set(_baselines(app).values()) == {states.FINISHED}
+    board = app.test_client().get("/api/v1/challenges/synthetic-demo/phases/dev/tracks/recognition/leaderboard")
+    (row,) = [r for r in board.get_json()["rows"] if r["baseline"]]
+    assert row["method"] == {"name": "ArcFace", "description": "run arcface-seed0", "paper_url": None, "code_url": None}
     again = runner.invoke(args=["demo", str(tiny)])  # a second `make demo` posts nothing new
     assert again.exit_code == 0 and "posted" not in again.output
     assert len(_baselines(app)) == 2

@@ -197,6 +197,8 @@ def test_an_organizer_posts_a_baseline_by_api_and_it_is_a_marked_row(app, client
             "track": "detection",
             "name": "Oracle boxes",
             "note": "the GT itself",
+            "method_name": "Oracle",
+            "code_url": "https://example.org/oracle",
             "file": (io.BytesIO(data.detection_csv()), "b.csv"),
         },
     )
@@ -204,6 +206,28 @@ def test_an_organizer_posts_a_baseline_by_api_and_it_is_a_marked_row(app, client
     run_worker(app)
     rows = client.get("/api/v1/challenges/tiny/phases/dev/tracks/detection/leaderboard").get_json()["rows"]
     assert [(r["name"], r["baseline"], r["rank"]) for r in rows] == [("Oracle boxes", True, None)]
+    assert rows[0]["method"] == {
+        "name": "Oracle",
+        "description": None,
+        "paper_url": None,
+        "code_url": "https://example.org/oracle",
+    }
+
+
+def test_a_baseline_with_a_method_link_that_is_not_a_url_is_refused_naming_the_field(client, db, data, challenge):
+    import io
+
+    from arena_testkit import make_user, token_for
+
+    headers = token_for(db, make_user(db, "org@example.com", organizer=True))
+    form = {"challenge": "tiny", "phase": "dev", "track": "detection", "name": "B", "code_url": "ftp://x"}
+    response = client.post(
+        "/api/v1/admin/baselines",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={**form, "file": (io.BytesIO(data.detection_csv()), "b.csv")},
+    )
+    assert response.status_code == 400 and response.get_json()["field"] == "code_url"
 
 
 def test_an_organizer_posts_a_baseline_from_the_command_line(app, db, data, challenge, tmp_path):

@@ -14,6 +14,7 @@ from .. import audit, labels, notify, phases, storage
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import LabelVersion, Phase, Standing, Submission, Team, Track, User, utcnow
 from ..states import FINISHED, RESCORABLE, RESCORING, UNSCORABLE
+from . import methods
 from .submissions import enqueue, stored_submission
 
 log = logging.getLogger(__name__)
@@ -302,8 +303,10 @@ def post_baseline(
     filename: str | None,
     name: str,
     note: str = "",
+    method: methods.Method | None = None,
 ) -> Submission:
-    """A reference submission scored like any other and shown on the boards as a marked baseline row (no limits)."""
+    """A reference submission scored like any other and shown on the boards as a marked baseline row (no limits),
+    with the method it describes (methods.clean validated it) in the board's method column."""
     name = " ".join((name or "").split())[:100]
     if not name:
         raise Invalid("a baseline needs a name", field="name")
@@ -321,6 +324,7 @@ def post_baseline(
             note=note,
             is_baseline=True,
             baseline_name=name,
+            **(method or methods.Method()).fields(),
         )
         session.add(sub)
         session.flush()
