@@ -138,6 +138,7 @@ arcface-seed2 arcface 2
 focal_arcface-seed1 focal_arcface 1
 focal_arcface-seed2 focal_arcface 2
 full_model-seed1 full_model 1
+full_model-seed2 full_model 2
 "
 CPU_DATA=${CPU_DATA:-data/small}
 LAYER=baselines/configs/cpu.yaml  # the CPU protocol layer (empty on a GPU: base.yaml's protocol)
@@ -209,6 +210,12 @@ cpu_one() {  # run-name config seed [overrides...]: train (or resume), predict f
   if [ "$config" = full_model ]; then  # the paper starts from a softmax-trained model: the softmax run of this seed
     local base="$CPU_WORK/softmax-seed$seed/checkpoint.pt"
     while [ ! -f "$CPU_RESULTS/softmax-seed$seed/scores.json" ]; do sleep 20; done
+    if [ ! -f "$base" ]; then  # the repository keeps the softmax run's results, not its checkpoint: train it again
+      say "training softmax-seed$seed again for its checkpoint (the start of $name)"
+      OMP_NUM_THREADS=$THREADS $PY -m starter_kit.train baselines/configs/softmax.yaml $LAYER "name=softmax-seed$seed" \
+        "seed=$seed" "data.root=$CPU_DATA" "data.cache_dir=$CPU_WORK/cache" "runtime.run_dir=$CPU_WORK/softmax-seed$seed" \
+        $CPU_EXTRA > "$CPU_WORK/softmax-seed$seed.log" 2>&1 || { say "FAILED softmax-seed$seed (log: $CPU_WORK/softmax-seed$seed.log)"; return 1; }
+    fi
     extra+=("model.init_from=$base")
   fi
   say "start $name"
