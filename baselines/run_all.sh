@@ -202,6 +202,14 @@ cpu_detection() {  # the detection baseline on the synthetic scenes: train, pred
   awk '{print $1 + $2}' "$dir.time" > "$res/train_cpu_s"
 }
 
+cpu_train() {  # run-name config seed run-dir [overrides...]: train (or resume) with the protocol layer; log in run-dir.log
+  local name=$1 config=$2 seed=$3 dir=$4; shift 4
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=$THREADS $PY -m starter_kit.train "baselines/configs/$config.yaml" $LAYER \
+    "name=$name" "seed=$seed" "data.root=$CPU_DATA" "data.cache_dir=$CPU_WORK/cache" "runtime.run_dir=$dir" \
+    "$@" $CPU_EXTRA > "$dir.log" 2>&1
+}
+
 cpu_one() {  # run-name config seed [overrides...]: train (or resume), predict float16 features, score
   local name=$1 config=$2 seed=$3; shift 3
   local dir="$CPU_WORK/$name" res="$CPU_RESULTS/$name" started=$SECONDS extra=()
@@ -212,9 +220,8 @@ cpu_one() {  # run-name config seed [overrides...]: train (or resume), predict f
     while [ ! -f "$CPU_RESULTS/softmax-seed$seed/scores.json" ]; do sleep 20; done
     if [ ! -f "$base" ]; then  # the repository keeps the softmax run's results, not its checkpoint: train it again
       say "training softmax-seed$seed again for its checkpoint (the start of $name)"
-      OMP_NUM_THREADS=$THREADS $PY -m starter_kit.train baselines/configs/softmax.yaml $LAYER "name=softmax-seed$seed" \
-        "seed=$seed" "data.root=$CPU_DATA" "data.cache_dir=$CPU_WORK/cache" "runtime.run_dir=$CPU_WORK/softmax-seed$seed" \
-        $CPU_EXTRA > "$CPU_WORK/softmax-seed$seed.log" 2>&1 || { say "FAILED softmax-seed$seed (log: $CPU_WORK/softmax-seed$seed.log)"; return 1; }
+      cpu_train "softmax-seed$seed" softmax "$seed" "$CPU_WORK/softmax-seed$seed" \
+        || { say "FAILED softmax-seed$seed (log: $CPU_WORK/softmax-seed$seed.log)"; return 1; }
     fi
     extra+=("model.init_from=$base")
   fi
@@ -224,9 +231,7 @@ cpu_one() {  # run-name config seed [overrides...]: train (or resume), predict f
     say "done $name in $((SECONDS - started)) s: $(tr -d '\n' < "$res/scores.json" | head -c 160)"
     return 0
   fi
-  if ! OMP_NUM_THREADS=$THREADS $PY -m starter_kit.train "baselines/configs/$config.yaml" $LAYER \
-      "name=$name" "seed=$seed" "data.root=$CPU_DATA" "data.cache_dir=$CPU_WORK/cache" "runtime.run_dir=$dir" \
-      ${extra[@]+"${extra[@]}"} "$@" $CPU_EXTRA > "$dir.log" 2>&1; then
+  if ! cpu_train "$name" "$config" "$seed" "$dir" ${extra[@]+"${extra[@]}"} "$@"; then
     say "FAILED $name (log: $dir.log)"; return 1
   fi
   OMP_NUM_THREADS=$THREADS $PY -m starter_kit.predict --checkpoint "$dir/checkpoint.pt" --data "$CPU_DATA" \

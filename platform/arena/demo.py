@@ -159,7 +159,7 @@ def post_reference_baselines(session, organizer, challenge, data: Path, results:
             continue
         file = spec_path.parent / spec["file"]
         with open(file, "rb") as stream:
-            method = methods.clean(spec["name"].removesuffix(" (CPU reference)"), spec["note"])
+            method = methods.clean(spec.get("method_name"), spec["note"])
             admin.post_baseline(session, organizer, phase, track, stream, file.name, spec["name"], spec["note"], method)
         lines.append(f"  baseline row '{spec['name']}' posted ({spec['track']}, {file.relative_to(results.parent)})")
     return lines

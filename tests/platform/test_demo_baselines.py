@@ -61,7 +61,8 @@ def _results(tmp_path: Path, data: Path) -> Path:
         (rec, "recognition", "features.npy.gz", "ArcFace (CPU reference)"),
         (det, "detection", "submission.csv", "CenterNet R18 (CPU reference)"),
     ):
-        spec = {"track": track, "file": file, "name": name, "method": run.name, "note": f"run {run.name}"}
+        title = name.removesuffix(" (CPU reference)")
+        spec = {"track": track, "file": file, "name": name, "method_name": title, "note": f"run {run.name}"}
         (run / "baseline.json").write_text(json.dumps(spec))
     hashes = {n: hashlib.sha256((data / "hidden" / n).read_bytes()).hexdigest() for n in HIDDEN}
     (results / "dataset.json").write_text(json.dumps({"data": "tiny", "hidden_sha256": hashes}))
