@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from starter_kit.config import load_config  # noqa: E402
 from starter_kit.data import normalize  # noqa: E402
+from starter_kit.predict import resolve_bf16  # noqa: E402
 from starter_kit.train import DEFAULTS, OPEN_SECTIONS, TrainData, _param_groups, build_train_model, lr_at  # noqa: E402
 
 
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
         open=OPEN_SECTIONS,
     )
     torch.manual_seed(cfg["seed"])
+    bf16 = resolve_bf16(cfg["runtime"]["bf16"], torch.device("cpu"))
     data = TrainData(cfg, 0, 1)
     model = build_train_model(cfg, data.num_classes, data.num_aux_classes)
     for module in model.modules():
@@ -73,7 +75,7 @@ def main(argv=None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = lr
         x = normalize(images)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg["runtime"]["bf16"]):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             emb = model.embedder(x)
             loss, parts = model.objective(emb, labels, domains)
             if args.legacy:  # + (gamma - 1) L_da for the classifier alone: it then descends gamma L_da, as before

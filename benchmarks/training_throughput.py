@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from starter_kit.config import load_config  # noqa: E402
-from starter_kit.predict import pick_device  # noqa: E402
+from starter_kit.predict import pick_device, resolve_bf16  # noqa: E402
 from starter_kit.train import DEFAULTS, OPEN_SECTIONS, TrainData, build_train_model, train_step  # noqa: E402
 
 
@@ -82,6 +82,7 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     cuda = device.type == "cuda"
+    cfg["runtime"]["bf16"] = resolve_bf16(cfg["runtime"]["bf16"], device)  # as starter_kit.train: "auto" resolved
     if cuda:
         torch.backends.cudnn.benchmark = True
     data = TrainData(cfg, 0, 1)

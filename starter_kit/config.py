@@ -105,6 +105,8 @@ def _check(config: Mapping, defaults: Mapping, open_sections: set[str], where: s
 
 
 def _same_kind(default, value) -> bool:
+    if default == "auto":  # "auto" or an explicit setting (runtime.bf16: a bool; runtime.device: a device name)
+        return isinstance(value, str | bool)
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(default, bool) and isinstance(value, bool)
     if isinstance(default, float):

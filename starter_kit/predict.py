@@ -25,9 +25,34 @@ import torch.nn.functional as F
 from baselines.heads import Embedder
 from facedata.layout import Layout
 from scorer.formats import SubmissionError, read_features, write_features
+from starter_kit.config import ConfigError
 from starter_kit.data import load_faces, normalize
 
 log = logging.getLogger(__name__)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast runs on fast kernels on `device`: a CUDA GPU with bf16, or a CPU for which oneDNN has
+    bf16 kernels (AVX-512 or AMX). On other CPUs (AVX2 only) oneDNN computes bf16 convolutions with reference code:
+    measured 35x slower than float32 on an AMD EPYC with AVX2 (baselines/RESULTS.md)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return bool(check()) if check is not None else False
+    return False
+
+
+def resolve_bf16(setting: bool | str, device: torch.device) -> bool:
+    """runtime.bf16: "auto" -> bf16 autocast where `native_bf16(device)`, float32 elsewhere; true / false as set
+    (true on a device without fast bf16 kernels is honoured, with a warning)."""
+    if setting == "auto":
+        return native_bf16(device)
+    if setting not in (True, False):
+        raise ConfigError(f"'runtime.bf16' must be true, false or auto, not {setting!r}")
+    if setting and not native_bf16(device):
+        log.warning("runtime.bf16=true on %s, which has no fast bf16 kernels: expect float32's speed / 35", device)
+    return bool(setting)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -140,7 +165,9 @@ def predict(
         dev,
         batch_size=batch_size,
         flip=flip,
-        bf16=runtime["bf16"],
+        # the training run's precision where this device has fast bf16 kernels; float32 elsewhere (features then
+        # differ from the training machine's in their last bits only)
+        bf16=runtime["bf16"] in (True, "auto") and native_bf16(dev),
         channels_last=runtime["channels_last"],
         progress=progress,
     )

@@ -11,8 +11,9 @@ epoch uses `scorer.recognition` on a validation split built like the test (`star
 seen and unseen identities, distractors).
 
 On a GPU: bf16 autocast, channels_last and torch.compile (runtime.*); several GPUs through torchrun (DDP). On a CPU:
-bf16 autocast (about twice the speed of float32 on a recent x86 CPU; its float32 check: baselines/RESULTS.md), and
-runtime.threads torch threads per run (1 lets two runs share a 2-core machine with no contention).
+bf16 autocast where the CPU has bf16 kernels (runtime.bf16=auto: AVX-512 or AMX; about twice the speed of float32
+there, and 35x slower than float32 on an AVX2-only CPU, which therefore trains in float32; baselines/RESULTS.md),
+and runtime.threads torch threads per run (1 lets two runs share a 2-core machine with no contention).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from starter_kit.data import (
     relabel,
     split_validation,
 )
-from starter_kit.predict import embed_faces, pick_device
+from starter_kit.predict import embed_faces, pick_device, resolve_bf16
 
 log = logging.getLogger("starter_kit.train")
 
@@ -88,7 +89,7 @@ DEFAULTS: dict = {
     "runtime": {
         "run_dir": None,  # default runs/<name>
         "device": "auto",
-        "bf16": True,  # bf16 autocast, on CUDA and on the CPU
+        "bf16": "auto",  # bf16 autocast where the device has fast bf16 kernels (predict.native_bf16), else float32
         "compile": True,  # torch.compile of the embedder, CUDA only
         "channels_last": True,  # CUDA only (nothing on top of bf16 on the CPU)
         "threads": None,  # torch threads of this process (None: torch's default, all cores)
@@ -313,6 +314,8 @@ def train(cfg: dict) -> dict:
     rank, world = _distributed()
     device = pick_device(cfg["runtime"]["device"])
     cuda = device.type == "cuda"
+    # config.yaml records what ran: "auto" is resolved here, on this machine
+    cfg["runtime"]["bf16"] = resolve_bf16(cfg["runtime"]["bf16"], device)
     if cuda:
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from baselines.heads import Embedder
 from baselines.methods import METHODS, build_objective
 from starter_kit.config import ConfigError, load_config, parse_override
+from starter_kit.predict import resolve_bf16
 from starter_kit.train import DEFAULTS, OPEN_SECTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,3 +109,25 @@ def test_cpu_smoke_layer_turns_any_experiment_into_a_tiny_cpu_run():
     cfg = load_config([CONFIGS / "cosface.yaml", CONFIGS / "cpu_smoke.yaml"], defaults=DEFAULTS, open=OPEN_SECTIONS)
     assert cfg["loss"]["name"] == "cosface" and cfg["model"]["backbone"] == "tiny_cnn"
     Embedder(cfg["model"]["backbone"], cfg["model"]["embedding_dim"])
+
+
+@pytest.mark.parametrize(("text", "expected"), [("auto", "auto"), ("false", False), ("true", True)])
+def test_bf16_takes_auto_or_a_bool(text, expected):
+    cfg = load_config(
+        [CONFIGS / "softmax.yaml", CONFIGS / "cpu.yaml"],
+        [f"runtime.bf16={text}"],
+        defaults=DEFAULTS,
+        open=OPEN_SECTIONS,
+    )
+    assert cfg["runtime"]["bf16"] == expected and type(cfg["runtime"]["bf16"]) is type(expected)
+
+
+def test_bf16_auto_follows_the_device_and_a_bad_value_is_refused():
+    """bf16 autocast only where the device has fast bf16 kernels: on an AVX2-only CPU oneDNN's reference bf16
+    convolutions are ~35x slower than float32 (measured), so `auto` must mean float32 there."""
+    cpu = torch.device("cpu")
+    assert resolve_bf16("auto", cpu) is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert resolve_bf16(False, cpu) is False
+    assert resolve_bf16(True, cpu) is True  # asked for explicitly: honoured (with a warning where slow)
+    with pytest.raises(ConfigError, match="'runtime.bf16' must be true, false or auto, not 'maybe'"):
+        resolve_bf16("maybe", cpu)

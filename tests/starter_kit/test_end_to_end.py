@@ -13,12 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from scorer.formats import read_features, read_recognition_labels
 from scorer.recognition import evaluate_recognition
 from starter_kit import predict as predict_mod
 from starter_kit import train as train_mod
 from starter_kit.config import load_config
+from starter_kit.predict import native_bf16
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "baselines" / "configs"
@@ -52,6 +54,8 @@ def test_tiny_training_then_prediction_gives_a_submission_the_scorer_scores(mini
     run_dir = tmp_path / "runs" / "arcface"
     train_mod.train(_cfg("arcface.yaml", mini_dataset, run_dir, "optim.epochs=3"))
     assert {p.name for p in run_dir.iterdir()} >= {"config.yaml", "metrics.csv", "train.log", "checkpoint.pt"}
+    # config.yaml records the precision that ran on this machine, not "auto"
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["runtime"]["bf16"] is native_bf16(torch.device("cpu"))
     rows = _metrics(run_dir)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert all(0.0 <= float(r["val_rank1"]) <= 1.0 for r in rows)
@@ -311,11 +315,11 @@ def test_compact_float16_submission_is_read_back_exactly(tmp_path):
     assert (tmp_path / "g.npy.gz").read_bytes() == data  # the same bytes every time (mtime 0)
 
 
-def test_cpu_protocol_layer_is_one_thread_bf16_and_no_loader_processes():
+def test_cpu_protocol_layer_is_one_thread_bf16_where_fast_and_no_loader_processes():
     cfg = load_config(
         [CONFIGS / "arcface.yaml", CONFIGS / "cpu.yaml"], defaults=train_mod.DEFAULTS, open=train_mod.OPEN_SECTIONS
     )
-    assert cfg["runtime"]["threads"] == 1 and cfg["runtime"]["bf16"] and cfg["data"]["workers"] == 0
+    assert cfg["runtime"]["threads"] == 1 and cfg["runtime"]["bf16"] == "auto" and cfg["data"]["workers"] == 0
     assert cfg["model"]["backbone"] == "resnet18" and cfg["loss"]["name"] == "arcface"
 
 
