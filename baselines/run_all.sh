@@ -260,12 +260,20 @@ stage_cpu() {
   mkdir -p "$CPU_WORK" "$CPU_RESULTS"
   cpu_machine
   cpu_data
-  local total n=0 line
+  local total n=0 line native
   total=$(grep -c . <<< "$CPU_RUNS")
+  # the float32 twins check bf16 against float32; where bf16 is not used (runtime.bf16=auto on a CPU without bf16
+  # kernels: float32 already) they would train the same float32 run again, so they are skipped
+  native=$($PY -c "import torch; from starter_kit.predict import native_bf16
+print(int(native_bf16(torch.device('cuda' if torch.cuda.is_available() else 'cpu'))))" 2>/dev/null || echo 1)
+  if [ "$native" = 0 ]; then total=$((total - $(grep -c "runtime.bf16=false" <<< "$CPU_RUNS"))); fi
   say "CPU table: $total runs, $JOBS at a time (results: $CPU_RESULTS, work: $CPU_WORK)"
   while read -r line; do
     [ -n "$line" ] || continue
     if [ -n "$CPU_ONLY" ] && [[ " $CPU_ONLY " != *" ${line%% *} "* ]]; then continue; fi
+    if [ "$native" = 0 ] && [[ "$line" == *runtime.bf16=false* ]]; then
+      say "skip ${line%% *} (no bf16 kernels here: every run trains in float32)"; continue
+    fi
     n=$((n + 1))
     while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
     # shellcheck disable=SC2086

@@ -338,7 +338,7 @@ def test_cpu_table_packs_at_the_layers_crop_and_commits_no_path_of_the_checkout(
         "CPU_DATA": str(mini_dataset),
         "CPU_WORK": str(work),
         "CPU_RESULTS": str(results),
-        "CPU_ONLY": "softmax-seed0",
+        "CPU_ONLY": "softmax-seed0 arcface_fp32-seed0",
         "JOBS": "1",
         "CPU_EXTRA": "optim.epochs=1 optim.max_steps_per_epoch=1 data.val_fraction=0.3 optim.batch_size=16",
     }
@@ -355,5 +355,10 @@ def test_cpu_table_packs_at_the_layers_crop_and_commits_no_path_of_the_checkout(
         for name in ("config.yaml", "train.log"):
             assert str(ROOT) not in (run / name).read_text(), name
         assert f"run_dir: runs/{work.name}/softmax-seed0" in (run / "config.yaml").read_text()
+        # the float32 twin of the bf16 check runs only where bf16 is used: elsewhere every run is float32 already
+        native = native_bf16(torch.device("cpu"))
+        assert yaml.safe_load((run / "config.yaml").read_text())["runtime"]["bf16"] is native
+        assert (results / "arcface_fp32-seed0" / "scores.json").exists() is native
+        assert ("skip arcface_fp32-seed0 (no bf16 kernels here" in done.stdout) is not native
     finally:
         shutil.rmtree(work, ignore_errors=True)
