@@ -8,13 +8,16 @@ import sys
 import time
 
 from facedata.layout import DatasetError, Layout
+from facedata.plan import DEFAULT_VERSION, VERSIONS
 
 
 def _synth(args) -> int:
     from facedata.synth import generate
 
     start = time.perf_counter()
-    manifest = generate(args.out, args.preset, args.seed, args.workers, progress=not args.no_progress)
+    manifest = generate(
+        args.out, args.preset, args.seed, args.workers, progress=not args.no_progress, version=args.version
+    )
     seconds = time.perf_counter() - start
     sizes = ", ".join(f"{k} {v:,}" for k, v in manifest["sizes"].items())
     print(f"wrote {args.out} ({args.preset}, seed {args.seed}) in {seconds:.1f} s: {sizes}")
@@ -67,6 +70,13 @@ def main(argv=None) -> int:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     synth.add_argument("--no-progress", action="store_true")
+    synth.add_argument(
+        "--version",
+        type=int,
+        choices=VERSIONS,
+        default=DEFAULT_VERSION,
+        help=f"generator version (default {DEFAULT_VERSION}; 3: look-alikes drawn apart, see facedata/README.md)",
+    )
     synth.set_defaults(run=_synth)
     check = sub.add_parser("check", help="check that a dataset folder is complete and readable")
     check.add_argument("root")

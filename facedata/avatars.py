@@ -15,7 +15,7 @@ import io
 import json
 import logging
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import numpy as np
@@ -139,20 +139,72 @@ def _resolved(style: str, seed: str) -> dict:
     return options
 
 
-def make_identity(style: str, family_seed: str, member: int, family: int) -> Identity:
-    """Member 0 of a family is DiceBear's resolution of family_seed; member k > 0 differs from it in exactly one
-    identity-bearing part or colour (a look-alike), taken from the resolution of another seed."""
+# Generator version 3 (drawn_apart): a look-alike is drawn, not only configured, differently. Its render must differ
+# from its identity's by more than one expression change of that identity (LOOKALIKE_SIZE px on white, mean absolute
+# difference 0-255), and by at least LOOKALIKE_MIN_DIFF. Options alone are not enough: a changed colour of a part
+# that is not drawn, or a variant that draws alike, made 2.3 % of version 2's look-alikes render identically to their
+# identity and 27 % closer to it than one expression change (baselines/diagnostics/lookalikes.py).
+LOOKALIKE_SIZE = 64
+LOOKALIKE_MIN_DIFF = 2.0
+LOOKALIKE_ATTEMPTS = 40
+
+
+def make_identity(style: str, family_seed: str, member: int, family: int, drawn_apart: bool = False) -> Identity:
+    """Member 0 of a family is DiceBear's resolution of family_seed; member k > 0 (a look-alike) differs from it in
+    exactly one identity-bearing part or colour, taken from the resolution of another seed: the first such change
+    of 20 candidates (version 2), or with drawn_apart (version 3) the first of LOOKALIKE_ATTEMPTS that is also drawn
+    differently (see LOOKALIKE_MIN_DIFF), and if none is, the one drawn most differently."""
     base = _resolved(style, family_seed)
-    if member > 0:
-        keys = sorted(k for k, v in base.items() if not (k.endswith("Variant") and len(variants(style, k[:-7])) < 2))
-        rng = np.random.default_rng([member, *family_seed.encode()])
-        for attempt in range(20):
-            key = keys[int(rng.integers(len(keys)))]
-            other = _resolved(style, f"{family_seed}/{member}/{attempt}")
-            if other.get(key) is not None and other.get(key) != base.get(key):
-                base[key] = other.get(key)
-                break
-    return Identity(style, tuple(sorted(base.items())), family)
+    if member == 0:
+        return Identity(style, tuple(sorted(base.items())), family)
+    keys = sorted(k for k, v in base.items() if not (k.endswith("Variant") and len(variants(style, k[:-7])) < 2))
+    rng = np.random.default_rng([member, *family_seed.encode()])
+    reference, floor = _family_reference(style, family_seed) if drawn_apart else (None, 0.0)
+    best: tuple[float, dict] = (-1.0, base)
+    for attempt in range(LOOKALIKE_ATTEMPTS if drawn_apart else 20):
+        key = keys[int(rng.integers(len(keys)))]
+        other = _resolved(style, f"{family_seed}/{member}/{attempt}")
+        if other.get(key) is None or other.get(key) == base.get(key):
+            continue
+        candidate = {**base, key: other[key]}
+        if not drawn_apart:
+            return Identity(style, tuple(sorted(candidate.items())), family)
+        difference = render_difference(reference, Identity(style, tuple(sorted(candidate.items())), family))
+        if difference > floor:
+            return Identity(style, tuple(sorted(candidate.items())), family)
+        if difference > best[0]:
+            best = (difference, candidate)
+    return Identity(style, tuple(sorted(best[1].items())), family)
+
+
+def _reference_expression(style: str, rng: np.random.Generator) -> dict:
+    return expression_options(Identity(style, (), -1), rng, occluder_probability=0.0)
+
+
+@lru_cache(maxsize=1024)  # 48 kB a family: bounded for the full preset's thousands of families
+def _family_reference(style: str, family_seed: str) -> tuple[tuple[np.ndarray, dict], float]:
+    """The family base drawn with a fixed expression draw of the family (pixels on white, the expression kept with
+    them), and the floor a look-alike must exceed: the base's own difference under a second expression draw."""
+    rng = np.random.default_rng([0, *family_seed.encode()])
+    base = Identity(style, tuple(sorted(_resolved(style, family_seed).items())), -1)
+    expression, second = _reference_expression(style, rng), _reference_expression(style, rng)
+    pixels = _on_white(base, expression)
+    floor = max(LOOKALIKE_MIN_DIFF, float(np.abs(pixels - _on_white(base, second)).mean()))
+    return (pixels, expression), floor
+
+
+def _on_white(identity: Identity, expression: dict) -> np.ndarray:
+    image, _ = render(identity, expression, LOOKALIKE_SIZE)
+    rgba = np.asarray(image, np.float32)
+    alpha = rgba[..., 3:4] / 255.0
+    return rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
+
+
+def render_difference(reference: tuple[np.ndarray, dict], identity: Identity) -> float:
+    """Mean absolute pixel difference (0-255, on white, LOOKALIKE_SIZE px) between a reference drawing and the
+    identity drawn with the reference's expression."""
+    pixels, expression = reference
+    return float(np.abs(pixels - _on_white(identity, expression)).mean())
 
 
 def expression_options(identity: Identity, rng: np.random.Generator, occluder_probability: float) -> dict:

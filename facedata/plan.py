@@ -21,6 +21,12 @@ S_TRAIN, S_TEST, S_AUX, S_DET_TRAIN, S_DET_TEST, S_ORDER, S_PAIRS, S_IMAGE = ran
 # share of the test identities that are training identities (the 2020 paper: 1,200 of the 2,000 probe persons)
 SEEN_SHARE = 0.6
 
+# generator versions a plan can follow: 2, the test identities mix seen and unseen (60 / 40) as the 2020 protocol;
+# 3, look-alikes are also drawn differently from their identity (avatars.make_identity's drawn_apart). The default
+# stays 2 while the committed reference runs (baselines/results/) are scored on it.
+VERSIONS = (2, 3)
+DEFAULT_VERSION = 2
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -67,6 +73,7 @@ class Plan:
     seed: int
     identities: tuple[avatars.Identity, ...]
     rec_images: tuple[RecImage, ...]  # train, then test in test-list order, then auxiliary
+    version: int = DEFAULT_VERSION  # the generator version it follows (VERSIONS)
 
     def split(self, name: str) -> list[RecImage]:
         return [item for item in self.rec_images if item.split == name]
@@ -85,7 +92,7 @@ def _counts(rng: np.random.Generator, n: int, total: int, lo: int, hi: int) -> n
     return counts
 
 
-def _families(rng: np.random.Generator, styles, n: int, tag: str, seed: int, first_family: int):
+def _families(rng: np.random.Generator, styles, n: int, tag: str, seed: int, first_family: int, drawn_apart: bool):
     """n identities in look-alike families of 1 to 3 members (p = .5, .3, .2) of one style each."""
     out: list[avatars.Identity] = []
     family = first_family
@@ -93,18 +100,23 @@ def _families(rng: np.random.Generator, styles, n: int, tag: str, seed: int, fir
         size = int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))
         style = styles[int(rng.integers(len(styles)))]
         for member in range(min(size, n - len(out))):
-            out.append(avatars.make_identity(style, f"{seed}:{tag}:{family}", member, family))
+            out.append(avatars.make_identity(style, f"{seed}:{tag}:{family}", member, family, drawn_apart))
         family += 1
     return out, family
 
 
-def make_plan(preset: Preset, seed: int) -> Plan:
+def make_plan(preset: Preset, seed: int, version: int = DEFAULT_VERSION) -> Plan:
+    if version not in VERSIONS:
+        raise ValueError(
+            f"generator version {version!r}: this generator makes versions {', '.join(map(str, VERSIONS))}"
+        )
+    drawn_apart = version >= 3
     identities: list[avatars.Identity] = []
     images: list[RecImage] = []
 
     # training identities: folders personai_icartoonface_rectrain_00000 ...
     rng = np.random.default_rng([seed, S_TRAIN])
-    train, next_family = _families(rng, avatars.MAIN_STYLES, preset.train_ids, "train", seed, 0)
+    train, next_family = _families(rng, avatars.MAIN_STYLES, preset.train_ids, "train", seed, 0, drawn_apart)
     counts = _counts(rng, preset.train_ids, preset.train_images, 2, max(2, 4 * preset.train_images // preset.train_ids))
     for label, (identity, count) in enumerate(zip(train, counts, strict=True)):
         folder = f"personai_icartoonface_rectrain_{label:05d}"
@@ -119,7 +131,9 @@ def make_plan(preset: Preset, seed: int) -> Plan:
     rng = np.random.default_rng([seed, S_TEST])
     n_seen = min(round(SEEN_SHARE * preset.test_ids), preset.train_ids)
     seen = [int(i) for i in np.sort(rng.choice(preset.train_ids, size=n_seen, replace=False))]
-    unseen, next_family = _families(rng, avatars.MAIN_STYLES, preset.test_ids - n_seen, "test", seed, next_family)
+    unseen, next_family = _families(
+        rng, avatars.MAIN_STYLES, preset.test_ids - n_seen, "test", seed, next_family, drawn_apart
+    )
     lo, hi = preset.test_per_id
     counts = _counts(rng, preset.test_ids, preset.test_images, lo, hi)
     test_members: list[tuple[int, str]] = []  # (identity index, family tag) of each test identity, label order
@@ -138,7 +152,9 @@ def make_plan(preset: Preset, seed: int) -> Plan:
             index, tag = test_members[int(rng.integers(len(test_members)))]
             base = identities[index]
             member += 1
-            identity = avatars.make_identity(base.style, f"{seed}:{tag}:{base.family}", member, base.family)
+            identity = avatars.make_identity(
+                base.style, f"{seed}:{tag}:{base.family}", member, base.family, drawn_apart
+            )
         else:
             style = avatars.MAIN_STYLES[int(rng.integers(len(avatars.MAIN_STYLES)))]
             identity = avatars.make_identity(style, f"{seed}:test:{next_family}", 0, next_family)
@@ -161,7 +177,7 @@ def make_plan(preset: Preset, seed: int) -> Plan:
 
     # the auxiliary domain: other drawing styles
     rng = np.random.default_rng([seed, S_AUX])
-    aux, _ = _families(rng, avatars.AUX_STYLES, preset.aux_ids, "aux", seed, next_family + 1_000_000)
+    aux, _ = _families(rng, avatars.AUX_STYLES, preset.aux_ids, "aux", seed, next_family + 1_000_000, drawn_apart)
     counts = _counts(rng, preset.aux_ids, preset.aux_images, 2, max(2, 4 * preset.aux_images // preset.aux_ids))
     for label, (identity, count) in enumerate(zip(aux, counts, strict=True)):
         folder = f"icartoonface_auxiliary_{label:05d}"
@@ -170,7 +186,7 @@ def make_plan(preset: Preset, seed: int) -> Plan:
                 RecImage("auxiliary", f"{folder}/{folder}_{k:04d}.jpg", len(identities), label, (S_AUX, label, k))
             )
         identities.append(identity)
-    return Plan(preset, seed, tuple(identities), tuple(images))
+    return Plan(preset, seed, tuple(identities), tuple(images), version)
 
 
 def image_rng(seed: int, key: tuple[int, ...]) -> np.random.Generator:

@@ -24,12 +24,21 @@ import numpy as np
 
 from facedata import avatars, scenes
 from facedata.layout import Layout
-from facedata.plan import PRESETS, S_DET_TEST, S_DET_TRAIN, Plan, Preset, image_rng, make_plan, verification_pairs
+from facedata.plan import (
+    DEFAULT_VERSION,
+    PRESETS,
+    S_DET_TEST,
+    S_DET_TRAIN,
+    Plan,
+    Preset,
+    image_rng,
+    make_plan,
+    verification_pairs,
+)
 from scorer import formats
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "2"  # 2: the test identities mix seen and unseen (60 / 40) as the 2020 protocol
 CHUNK = 32
 
 
@@ -82,25 +91,31 @@ def _jobs(plan: Plan, layout: Layout) -> list[tuple]:
 
 
 def generate(
-    out: str | os.PathLike, preset: str | Preset = "tiny", seed: int = 0, workers: int = 1, progress: bool = False
+    out: str | os.PathLike,
+    preset: str | Preset = "tiny",
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = False,
+    version: int = DEFAULT_VERSION,
 ) -> dict:
     """Generate the dataset under `out` (see facedata/README.md for the layout); returns the manifest.
 
     workers: processes drawing images (1 = in this process). Output bytes do not depend on it.
+    version: the generator version (facedata.plan.VERSIONS; recorded in the manifest).
     """
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     layout = Layout(out)
     layout.root.mkdir(parents=True, exist_ok=True)
     partial = layout.root / ".partial"
     partial.mkdir(exist_ok=True)
-    fingerprint = {"preset": dataclasses.asdict(preset), "seed": seed, "generator_version": GENERATOR_VERSION}
+    fingerprint = {"preset": dataclasses.asdict(preset), "seed": seed, "generator_version": str(version)}
     fingerprint = json.loads(json.dumps(fingerprint))  # tuples as lists, as read back
     stamp = partial / "plan.json"
     if stamp.exists() and json.loads(stamp.read_text()) != fingerprint:
         raise ValueError(f"{out} holds an unfinished run of {stamp.read_text()}; use another folder or delete it")
     _write_atomic(stamp, json.dumps(fingerprint).encode())
 
-    plan = make_plan(preset, seed)
+    plan = make_plan(preset, seed, version)
     jobs = _jobs(plan, layout)
     chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
     results: dict[str, list] = {}
@@ -254,7 +269,7 @@ def _write_manifest(plan: Plan, layout: Layout) -> dict:
     test = plan.split("rectest")
     manifest = {
         "generator": "facedata",
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": str(plan.version),
         "preset": preset.name,
         "seed": plan.seed,
         "sizes": {

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     manifest = json.loads((args.data / "manifest.json").read_text())
-    plan = make_plan(PRESETS[manifest["preset"]], int(manifest["seed"]))
+    plan = make_plan(PRESETS[manifest["preset"]], int(manifest["seed"]), int(manifest["generator_version"]))
     test = plan.split("rectest")
     by_family: dict[int, int] = {}
     for item in test:

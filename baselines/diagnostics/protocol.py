@@ -46,7 +46,7 @@ def test_roles(data: Path) -> dict[str, np.ndarray]:
     distractor (a distractor whose family is a test identity's family), kin_label (the test label of that family's
     test identity, -1 otherwise), seen (the identity is a training identity)."""
     manifest = json.loads((data / "manifest.json").read_text())
-    plan = make_plan(PRESETS[manifest["preset"]], int(manifest["seed"]))
+    plan = make_plan(PRESETS[manifest["preset"]], int(manifest["seed"]), int(manifest["generator_version"]))
     test = plan.split("rectest")
     train = plan.split("rectrain")
     train_identities = {item.identity for item in train}

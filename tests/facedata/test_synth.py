@@ -141,11 +141,55 @@ def test_the_auxiliary_domain_uses_other_styles_than_the_benchmark(small_plan):
     assert len(main_styles) >= 10, "several 'series' (styles) are mixed"
 
 
+@pytest.mark.parametrize("drawn_apart", [False, True])
 @pytest.mark.parametrize("member", [1, 2, 3])
-def test_a_look_alike_differs_from_its_family_base_in_exactly_one_part(member):
+def test_a_look_alike_differs_from_its_family_base_in_exactly_one_part(member, drawn_apart):
     base = dict(avatars.make_identity("adventurer", "fam-7", 0, 7).options)
-    other = dict(avatars.make_identity("adventurer", "fam-7", member, 7).options)
+    other = dict(avatars.make_identity("adventurer", "fam-7", member, 7, drawn_apart).options)
     assert sum(base[k] != other[k] for k in base) == 1
+
+
+@pytest.mark.parametrize("style", ["adventurer", "bottts", "miniavs", "avataaars"])
+def test_a_look_alike_is_drawn_more_differently_than_one_expression_change_of_its_identity(style):
+    """Generator version 3: options that differ are not enough (an undrawn part's colour renders identically); the
+    look-alike's drawing differs from its identity's by more than the identity's own expression change. Version 2's
+    look-alikes of these families fail it (checked below), so the test tells the versions apart."""
+    for family in range(4):
+        seed = f"look-{style}-{family}"
+        reference, floor = avatars._family_reference(style, seed)
+        assert floor >= avatars.LOOKALIKE_MIN_DIFF
+        base = avatars.make_identity(style, seed, 0, family)
+        assert avatars.render_difference(reference, base) == 0.0
+        for member in (1, 2, 5):
+            look = avatars.make_identity(style, seed, member, family, drawn_apart=True)
+            assert avatars.render_difference(reference, look) > floor, (style, family, member)
+
+
+def test_version_2_look_alikes_include_some_drawn_too_close_to_their_identity():
+    """The defect version 3 mends, shown on the families of the test above."""
+    close = 0
+    for style in ("adventurer", "bottts", "miniavs", "avataaars"):
+        for family in range(4):
+            seed = f"look-{style}-{family}"
+            reference, floor = avatars._family_reference(style, seed)
+            for member in (1, 2, 5):
+                close += (
+                    avatars.render_difference(reference, avatars.make_identity(style, seed, member, family)) <= floor
+                )
+    assert close > 0
+
+
+def test_version_3_changes_only_the_look_alikes_and_the_manifest_says_which_version(tmp_path):
+    plans = {version: make_plan(PRESETS["tiny"], 0, version) for version in (2, 3)}
+    assert [i.key for i in plans[2].rec_images] == [i.key for i in plans[3].rec_images]
+    pairs = list(zip(plans[2].identities, plans[3].identities, strict=True))
+    changed = [a != b for a, b in pairs]
+    assert any(changed)
+    assert all(a.family == b.family and a.style == b.style for a, b in pairs)
+    manifest = synth.generate(tmp_path / "v3", "tiny", seed=0, workers=1, version=3)
+    assert manifest["generator_version"] == "3" and plans[3].version == 3
+    with pytest.raises(ValueError, match="generator version 4"):
+        make_plan(PRESETS["tiny"], 0, 4)
 
 
 def test_expression_parts_are_not_identity_parts():
@@ -218,7 +262,7 @@ def test_a_folder_holding_another_unfinished_run_is_refused(tmp_path):
 
 
 def test_the_manifest_records_sizes_seed_and_licences(tiny_manifest):
-    assert tiny_manifest["preset"] == "tiny" and tiny_manifest["seed"] == 0
+    assert tiny_manifest["preset"] == "tiny" and tiny_manifest["seed"] == 0 and tiny_manifest["generator_version"] == "2"
     assert tiny_manifest["sizes"]["rectest_distractors"] == PRESETS["tiny"].distractors
     for style in avatars.MAIN_STYLES + avatars.AUX_STYLES:
         assert tiny_manifest["styles"][style]["license"], f"{style} has no recorded licence"
