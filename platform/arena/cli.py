@@ -119,25 +119,36 @@ def baseline_group():
 @click.option("--name", required=True, help="the row's name, e.g. 'ArcFace R50'")
 @click.option("--note", default="", help="shown on the submission: config, commit, checkpoint")
 @click.option("--as", "email", required=True, help="the organizer account that posts it")
+@click.option("--method-name", default=None, help="the board's method column, e.g. 'ArcFace'")
+@click.option("--method-description", default=None, help="what the method is: loss, backbone, data")
+@click.option("--paper-url", default=None, help="http(s) link to the method's paper")
+@click.option("--code-url", default=None, help="http(s) link to its code or config")
 @with_appcontext
-def baseline_post(file: Path, challenge_slug, phase_slug, track_slug, name, note, email):
-    """Post FILE as a baseline submission; it is scored by a worker like any other."""
+def baseline_post(file: Path, challenge_slug, phase_slug, track_slug, name, note, email, **method_fields):
+    """Post FILE as a baseline submission with the method it describes (the fields participants' uploads take);
+    it is scored by a worker like any other."""
     from sqlalchemy import select
 
     from .db import get_session
     from .errors import ArenaError
     from .models import Challenge, User
-    from .services import admin, submissions
+    from .services import admin, methods, submissions
 
     session = get_session()
     try:
+        method = methods.clean(
+            method_fields["method_name"],
+            method_fields["method_description"],
+            method_fields["paper_url"],
+            method_fields["code_url"],
+        )
         actor = admin.require_organizer(session.scalar(select(User).where(User.email == email.strip().lower())))
         challenge = session.scalar(select(Challenge).where(Challenge.slug == challenge_slug))
         if challenge is None:
             raise click.ClickException(f"no challenge '{challenge_slug}'")
         phase, track = submissions.phase_and_track(session, challenge, phase_slug, track_slug)
         with open(file, "rb") as stream:
-            sub = admin.post_baseline(session, actor, phase, track, stream, file.name, name, note)
+            sub = admin.post_baseline(session, actor, phase, track, stream, file.name, name, note, method)
     except ArenaError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"baseline submission {sub.id} '{name}' is {sub.state}")

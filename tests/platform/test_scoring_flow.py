@@ -254,12 +254,16 @@ def test_an_organizer_posts_a_baseline_from_the_command_line(app, db, data, chal
     ]
     refused = app.test_cli_runner().invoke(args=[*args, "--as", "p@example.com"])
     assert refused.exit_code == 1 and "organizers only" in refused.output
-    result = app.test_cli_runner().invoke(args=[*args, "--as", "org@example.com"])
+    bad = app.test_cli_runner().invoke(args=[*args, "--as", "org@example.com", "--code-url", "ftp://x"])
+    assert bad.exit_code == 1 and "code_url" in bad.output
+    method = ["--method-name", "CenterNet", "--code-url", "https://example.com/centernet.yaml"]
+    result = app.test_cli_runner().invoke(args=[*args, "--as", "org@example.com", *method])
     assert result.exit_code == 0 and "'CenterNet R18' is queued" in result.output
     run_worker(app)
     sub = db.query(Submission).one()
     db.refresh(sub)
     assert sub.is_baseline and sub.state == "finished" and sub.note == "run 7"
+    assert (sub.method_name, sub.code_url) == ("CenterNet", "https://example.com/centernet.yaml")
 
 
 def _pack(kind: str, payload: bytes, name: str) -> bytes:
