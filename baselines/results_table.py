@@ -358,6 +358,43 @@ def diagnostics_block(results: Path) -> str:
     return "\n".join(out).strip()
 
 
+def experiments_block(results: Path) -> str:
+    """The experiments beside the table (RESULTS/experiments/<set>/<run>/: config.yaml, metrics.csv, train.log,
+    scores.json; <set>/data.json: what each data root was, <set>/machine.txt): one row per run, with the settings
+    that differ between them read from its config.yaml. Empty when there are none."""
+    import yaml
+
+    out = []
+    for folder in sorted(p for p in (results / "experiments").glob("*") if p.is_dir()):
+        data = json.loads((folder / "data.json").read_text()) if (folder / "data.json").exists() else {}
+        machine = (
+            (folder / "machine.txt").read_text().strip().replace("\n", "; ")
+            if (folder / "machine.txt").exists()
+            else "-"
+        )
+        rows = []
+        for run_dir in sorted(p for p in folder.iterdir() if (p / "scores.json").exists()):
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+            scores, epochs = json.loads((run_dir / "scores.json").read_text()), _epochs(run_dir)
+            steps = sum(int(e["steps"]) for e in epochs)
+            cpu = sum(float(e.get("cpu_s") or 0.0) for e in epochs)
+            precision = "bf16" if cfg["runtime"]["bf16"] is True else "float32"
+            method = (cfg.get("method") or {}).get("name") or cfg["loss"]["name"]
+            rows.append(
+                f"| [{run_dir.name}]({LINK}experiments/{folder.name}/{run_dir.name}/) | {TITLES.get(method, method)} | "
+                f"{data.get(cfg['data']['root'], cfg['data']['root'])} | {cfg['data']['image_size']} | {len(epochs)} | "
+                f"{steps} | {precision} | {_pct(scores['rank1'])} | {_pct(scores['cmc']['10'])} | "
+                f"{_pct(scores.get('verification_accuracy'))} | {cpu:,.0f} |"
+            )
+        if rows:
+            out += [
+                f"Experiments `{LINK}experiments/{folder.name}/` (machine: {machine}); seed 0 each:",
+                "| run | method | data | crop px | epochs | steps | precision | test rank-1 | CMC@10 | "
+                "verification acc. | CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
+            ]
+    return "\n\n".join(out)
+
+
 def generated_block(results: Path) -> str:
     runs = recognition_runs(results)
     machine_file = results / "machine.txt"
@@ -378,6 +415,11 @@ def generated_block(results: Path) -> str:
                 if (block := diagnostics_block(results))
                 else []
             ),
+            *(
+                ["### Experiments beside the table (not table rows: other data or schedules)", block]
+                if (block := experiments_block(results))
+                else []
+            ),
             END,
         ]
     )
@@ -386,9 +428,10 @@ def generated_block(results: Path) -> str:
 def write_baseline_specs(results: Path, data: Path) -> None:
     """baseline.json for every seed-0 run with a submission, and dataset.json (the hidden files' sha256)."""
     hashes = {n: hashlib.sha256((data / "hidden" / n).read_bytes()).hexdigest() for n in HIDDEN}
-    (results / "dataset.json").write_text(
-        json.dumps({"data": "facedata synth --preset small --seed 0", "hidden_sha256": hashes}, indent=1) + "\n"
-    )
+    manifest = json.loads((data / "manifest.json").read_text()) if (data / "manifest.json").exists() else {}
+    version = manifest.get("generator_version", "2")
+    command = f"facedata synth --preset small --seed 0{'' if version == '2' else f' --version {version}'}"
+    (results / "dataset.json").write_text(json.dumps({"data": command, "hidden_sha256": hashes}, indent=1) + "\n")
     for run in sorted(results.glob("*-seed0")):
         method = run.name.removesuffix("-seed0")
         if method == "detection" and (run / "submission.csv").exists():

@@ -9,6 +9,9 @@
 #                                                  # resumable: a finished run (scores.json) is skipped, a cut one
 #                                                  # resumes from its checkpoint; results go to baselines/results/
 #   bash baselines/run_all.sh cpu-report           # RESULTS.md's table from baselines/results/ (run at the end too)
+#   CPU_DATA=data/small_v3 CPU_DATA_VERSION=3 CPU_RESULTS=runs/results_v3 bash baselines/run_all.sh cpu
+#                                                  # the same table on generator version 3 data (facedata synth
+#                                                  # --version 3); a dataset of another version is refused
 #   bash baselines/run_all.sh table                # `cpu` where there is no GPU; on a GPU the same runs with the
 #                                                  # paper-scale protocol (base.yaml: DenseNet-169 at 112 x 112, 40
 #                                                  # epochs; detection centernet_r18), one at a time, results in
@@ -141,6 +144,7 @@ full_model-seed1 full_model 1
 full_model-seed2 full_model 2
 "
 CPU_DATA=${CPU_DATA:-data/small}
+CPU_DATA_VERSION=${CPU_DATA_VERSION:-2}  # the generator version of CPU_DATA (facedata synth --version)
 LAYER=baselines/configs/cpu.yaml  # the CPU protocol layer (empty on a GPU: base.yaml's protocol)
 DET_CONFIG=centernet_r18_cpu
 THREADS=1
@@ -169,8 +173,16 @@ cpu_machine() {
 
 cpu_data() {
   if [ ! -f "$CPU_DATA/hidden/icartoonface_rectest_info.txt" ]; then
-    say "generating $CPU_DATA (facedata synth --preset small --seed 0)"
-    $PY -m facedata synth --preset small --out "$CPU_DATA" --seed 0 --no-progress
+    say "generating $CPU_DATA (facedata synth --preset small --seed 0 --version $CPU_DATA_VERSION)"
+    $PY -m facedata synth --preset small --out "$CPU_DATA" --seed 0 --version "$CPU_DATA_VERSION" --no-progress
+  fi
+  local found=$CPU_DATA_VERSION  # a generated dataset says its version in manifest.json (the real data has none)
+  if [ -f "$CPU_DATA/manifest.json" ]; then
+    found=$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['generator_version'])" "$CPU_DATA/manifest.json")
+  fi
+  if [ "$found" != "$CPU_DATA_VERSION" ]; then
+    say "$CPU_DATA is generator version $found, not $CPU_DATA_VERSION (CPU_DATA_VERSION): use another CPU_DATA"
+    exit 2
   fi
   # pack once at the protocol's crop: the layer's size and enlarge rate (base.yaml's on a GPU)
   $PY -c "

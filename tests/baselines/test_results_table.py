@@ -58,7 +58,12 @@ def test_write_replaces_only_the_generated_block_and_writes_the_baseline_specs(r
     spec = json.loads((results / "arcface-seed0" / "baseline.json").read_text())
     assert spec["track"] == "recognition" and spec["file"] == "features.npy.gz" and "arcface.yaml" in spec["note"]
     assert not (results / "softmax-seed1" / "baseline.json").exists()  # one row per method: seed 0
-    assert set(json.loads((results / "dataset.json").read_text())["hidden_sha256"]) == set(HIDDEN)
+    dataset = json.loads((results / "dataset.json").read_text())
+    assert set(dataset["hidden_sha256"]) == set(HIDDEN)
+    assert dataset["data"] == "facedata synth --preset small --seed 0"  # no manifest: the default version
+    (data / "manifest.json").write_text(json.dumps({"generator_version": "3"}))
+    results_table.write_baseline_specs(results, data)
+    assert json.loads((results / "dataset.json").read_text())["data"].endswith("--seed 0 --version 3")
 
 
 def _protocol_report(official: float, scorer: float) -> dict:
@@ -96,3 +101,31 @@ def test_block_shows_the_last_epochs_training_accuracy_and_the_tables_compute(re
     assert "| - | 42.00 ± 2.83 |" in softmax  # no acc column in its metrics: no number made up
     # 2 softmax runs x 30 CPU s + arcface 90 + detection 60 = 210 s: 4 CPU-minutes, 2 minutes of the 2 cores
     assert "Compute of the 4 runs: 4 CPU-minutes of training and validation, 2 minutes of the 2 cores" in block
+
+
+def test_experiments_are_tabulated_beside_the_table_and_never_counted_in_it(results):
+    import yaml
+
+    folder = results / "experiments" / "2026-12-06"
+    run = folder / "softmax-v3-48px"
+    run.mkdir(parents=True)
+    config = {
+        "name": "softmax-seed0",
+        "data": {"root": "data/small_v3", "image_size": 48},
+        "loss": {"name": "softmax"},
+        "runtime": {"bf16": False},
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    (run / "metrics.csv").write_text("epoch,steps,images_per_s,cpu_s\n1,32,50,20.5\n2,32,60,21.5\n")
+    (run / "scores.json").write_text(
+        json.dumps({"rank1": 0.1875, "cmc": {"5": 0.3, "10": 0.5}, "verification_accuracy": 0.61})
+    )
+    (folder / "data.json").write_text(json.dumps({"data/small_v3": "small, generator version 3"}))
+    (folder / "machine.txt").write_text("cpu: an AVX2 machine\ntorch x\n")
+    block = results_table.generated_block(results)
+    row = next(line for line in block.splitlines() if line.startswith("| [softmax-v3-48px]"))
+    assert "(results/experiments/2026-12-06/softmax-v3-48px/) | SoftMax | small, generator version 3 | 48 | 2 |" in row
+    assert row.endswith("| 64 | float32 | 18.75 | 50.00 | 61.00 | 42 |")
+    assert "(machine: cpu: an AVX2 machine; torch x)" in block
+    softmax = next(line for line in block.splitlines() if line.startswith("| SoftMax |"))
+    assert "| 0, 1 |" in softmax  # the table's runs only: the experiment is not a seed of the SoftMax row

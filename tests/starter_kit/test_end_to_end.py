@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import os
 import signal
 import subprocess
@@ -362,3 +363,21 @@ def test_cpu_table_packs_at_the_layers_crop_and_commits_no_path_of_the_checkout(
         assert ("skip arcface_fp32-seed0 (no bf16 kernels here" in done.stdout) is not native
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_cpu_table_refuses_data_of_another_generator_version(make_mini_dataset, tmp_path):
+    """The reference runs are scored on one generator version (CPU_DATA_VERSION): a dataset whose manifest says
+    another is refused before anything trains."""
+    data = make_mini_dataset(tmp_path / "data")
+    (data / "manifest.json").write_text(json.dumps({"generator_version": "3"}))
+    env = {
+        **os.environ,
+        "PY": PYTHON,
+        "CPU_DATA": str(data),
+        "CPU_WORK": str(tmp_path / "work"),
+        "CPU_RESULTS": str(tmp_path / "results"),
+    }
+    done = _run_group(["bash", str(ROOT / "baselines" / "run_all.sh"), "cpu"], env)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "is generator version 3, not 2 (CPU_DATA_VERSION)" in done.stdout
+    assert not (tmp_path / "results" / "softmax-seed0").exists()
