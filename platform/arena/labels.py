@@ -123,9 +123,9 @@ def upload(
 
 
 def _display_name(filename: str | None, kind: str) -> str:
-    from .services.submissions import _clean_name
+    from .services.submissions import shown_filename
 
-    return _clean_name(filename) if filename else f"{kind} upload"
+    return shown_filename(filename) if filename else f"{kind} upload"
 
 
 def diff(session: Session, version: LabelVersion) -> dict:

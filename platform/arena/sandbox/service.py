@@ -26,7 +26,7 @@ from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import Challenge, FinalCheck, ModelSubmission, Submission, TestImageSet, Track, User, utcnow
 from ..services.accounts import require_verified
 from ..services.admin import require_organizer
-from ..services.submissions import _clean_name, phase_and_track
+from ..services.submissions import phase_and_track, shown_filename
 from ..services.teams import user_team
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def submit_model(
         phase_id=phase.id,
         track_id=track.id,
         submission_id=sub.id,
-        original_name=_clean_name(filename),
+        original_name=shown_filename(filename),
         stored_path=stored.relpath,
         sha256=stored.sha256,
         size=stored.size,

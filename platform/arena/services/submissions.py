@@ -31,7 +31,7 @@ def phase_and_track(session: Session, challenge: Challenge, phase_slug: str, tra
     return phase, track
 
 
-def _clean_name(filename: str | None) -> str:
+def shown_filename(filename: str | None) -> str:
     """The upload's name for display only: its last path component, printable, at most 200 characters."""
     base = os.path.basename((filename or "").replace("\\", "/"))
     return "".join(ch for ch in base if ch.isprintable())[:200] or "upload"
@@ -46,7 +46,7 @@ def stored_submission(
         user_id=user.id,
         phase_id=phase.id,
         track_id=track.id,
-        original_name=_clean_name(filename),
+        original_name=shown_filename(filename),
         stored_path=stored.relpath,
         sha256=stored.sha256,
         size=stored.size,
