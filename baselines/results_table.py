@@ -360,8 +360,8 @@ def diagnostics_block(results: Path) -> str:
 
 def experiments_block(results: Path) -> str:
     """The experiments beside the table (RESULTS/experiments/<set>/<run>/: config.yaml, metrics.csv, train.log,
-    scores.json; <set>/data.json: what each data root was, <set>/machine.txt): one row per run, with the settings
-    that differ between them read from its config.yaml. Empty when there are none."""
+    scores.json; <set>/data.json: each data root's label and command; <set>/machine.txt): one row per run, with
+    the settings that differ between them read from its config.yaml. Empty when there are none."""
     import yaml
 
     out = []
@@ -379,16 +379,21 @@ def experiments_block(results: Path) -> str:
             steps = sum(int(e["steps"]) for e in epochs)
             cpu = sum(float(e.get("cpu_s") or 0.0) for e in epochs)
             precision = "bf16" if cfg["runtime"]["bf16"] is True else "float32"
-            method = (cfg.get("method") or {}).get("name") or cfg["loss"]["name"]
+            method = (cfg.get("method") or {}).get("name", "plain")
+            if method == "plain":  # a loss (and criterion): focal on arcface is the table's focal_arcface
+                focal = (cfg.get("criterion") or {}).get("name") == "focal"
+                method = f"focal_{cfg['loss']['name']}" if focal else cfg["loss"]["name"]
+            label = data.get(cfg["data"]["root"], {}).get("label", cfg["data"]["root"])
             rows.append(
                 f"| [{run_dir.name}]({LINK}experiments/{folder.name}/{run_dir.name}/) | {TITLES.get(method, method)} | "
-                f"{data.get(cfg['data']['root'], cfg['data']['root'])} | {cfg['data']['image_size']} | {len(epochs)} | "
+                f"{label} | {cfg['data']['image_size']} | {len(epochs)} | "
                 f"{steps} | {precision} | {_pct(scores['rank1'])} | {_pct(scores['cmc']['10'])} | "
                 f"{_pct(scores.get('verification_accuracy'))} | {cpu:,.0f} |"
             )
         if rows:
+            made = "; ".join(f"{d['label']}: `{d['command']}`" for d in data.values())
             out += [
-                f"Experiments `{LINK}experiments/{folder.name}/` (machine: {machine}); seed 0 each:",
+                f"Experiments `{LINK}experiments/{folder.name}/` (machine: {machine}); seed 0 each. Data: {made}.",
                 "| run | method | data | crop px | epochs | steps | precision | test rank-1 | CMC@10 | "
                 "verification acc. | CPU s |\n|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows),
             ]

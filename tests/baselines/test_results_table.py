@@ -120,12 +120,19 @@ def test_experiments_are_tabulated_beside_the_table_and_never_counted_in_it(resu
     (run / "scores.json").write_text(
         json.dumps({"rank1": 0.1875, "cmc": {"5": 0.3, "10": 0.5}, "verification_accuracy": 0.61})
     )
-    (folder / "data.json").write_text(json.dumps({"data/small_v3": "small, generator version 3"}))
+    (folder / "data.json").write_text(json.dumps({"data/small_v3": {"label": "v3", "command": "synth --version 3"}}))
     (folder / "machine.txt").write_text("cpu: an AVX2 machine\ntorch x\n")
     block = results_table.generated_block(results)
     row = next(line for line in block.splitlines() if line.startswith("| [softmax-v3-48px]"))
-    assert "(results/experiments/2026-12-06/softmax-v3-48px/) | SoftMax | small, generator version 3 | 48 | 2 |" in row
+    assert "(results/experiments/2026-12-06/softmax-v3-48px/) | SoftMax | v3 | 48 | 2 |" in row
     assert row.endswith("| 64 | float32 | 18.75 | 50.00 | 61.00 | 42 |")
-    assert "(machine: cpu: an AVX2 machine; torch x)" in block
+    assert "(machine: cpu: an AVX2 machine; torch x); seed 0 each. Data: v3: `synth --version 3`." in block
     softmax = next(line for line in block.splitlines() if line.startswith("| SoftMax |"))
     assert "| 0, 1 |" in softmax  # the table's runs only: the experiment is not a seed of the SoftMax row
+
+
+def test_the_committed_results_md_is_what_the_committed_runs_generate():
+    """baselines/RESULTS.md's generated block is exactly what results_table makes of baselines/results/ (no number
+    typed by hand, none left stale after a run was added or changed)."""
+    root = Path(__file__).resolve().parents[2] / "baselines"
+    assert results_table.generated_block(root / "results") in (root / "RESULTS.md").read_text()
