@@ -160,21 +160,21 @@ def make_identity(style: str, family_seed: str, member: int, family: int, drawn_
     keys = sorted(k for k, v in base.items() if not (k.endswith("Variant") and len(variants(style, k[:-7])) < 2))
     rng = np.random.default_rng([member, *family_seed.encode()])
     reference, floor = _family_reference(style, family_seed) if drawn_apart else (None, 0.0)
-    best: tuple[float, dict] = (-1.0, base)
+    best: tuple[float, Identity] = (-1.0, Identity(style, tuple(sorted(base.items())), family))
     for attempt in range(LOOKALIKE_ATTEMPTS if drawn_apart else 20):
         key = keys[int(rng.integers(len(keys)))]
         other = _resolved(style, f"{family_seed}/{member}/{attempt}")
         if other.get(key) is None or other.get(key) == base.get(key):
             continue
-        candidate = {**base, key: other[key]}
+        candidate = Identity(style, tuple(sorted({**base, key: other[key]}.items())), family)
         if not drawn_apart:
-            return Identity(style, tuple(sorted(candidate.items())), family)
-        difference = render_difference(reference, Identity(style, tuple(sorted(candidate.items())), family))
+            return candidate
+        difference = render_difference(reference, candidate)
         if difference > floor:
-            return Identity(style, tuple(sorted(candidate.items())), family)
+            return candidate
         if difference > best[0]:
             best = (difference, candidate)
-    return Identity(style, tuple(sorted(best[1].items())), family)
+    return best[1]
 
 
 def _reference_expression(style: str, rng: np.random.Generator) -> dict:
@@ -188,13 +188,14 @@ def _family_reference(style: str, family_seed: str) -> tuple[tuple[np.ndarray, d
     rng = np.random.default_rng([0, *family_seed.encode()])
     base = Identity(style, tuple(sorted(_resolved(style, family_seed).items())), -1)
     expression, second = _reference_expression(style, rng), _reference_expression(style, rng)
-    pixels = _on_white(base, expression)
-    floor = max(LOOKALIKE_MIN_DIFF, float(np.abs(pixels - _on_white(base, second)).mean()))
+    pixels = on_white(base, expression)
+    floor = max(LOOKALIKE_MIN_DIFF, float(np.abs(pixels - on_white(base, second)).mean()))
     return (pixels, expression), floor
 
 
-def _on_white(identity: Identity, expression: dict) -> np.ndarray:
-    image, _ = render(identity, expression, LOOKALIKE_SIZE)
+def on_white(identity: Identity, expression: dict, size: int = LOOKALIKE_SIZE) -> np.ndarray:
+    """The face drawn at size x size and composited on white: float32 (size, size, 3), 0-255."""
+    image, _ = render(identity, expression, size)
     rgba = np.asarray(image, np.float32)
     alpha = rgba[..., 3:4] / 255.0
     return rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
@@ -204,7 +205,7 @@ def render_difference(reference: tuple[np.ndarray, dict], identity: Identity) ->
     """Mean absolute pixel difference (0-255, on white, LOOKALIKE_SIZE px) between a reference drawing and the
     identity drawn with the reference's expression."""
     pixels, expression = reference
-    return float(np.abs(pixels - _on_white(identity, expression)).mean())
+    return float(np.abs(pixels - on_white(identity, expression)).mean())
 
 
 def expression_options(identity: Identity, rng: np.random.Generator, occluder_probability: float) -> dict:

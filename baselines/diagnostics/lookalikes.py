@@ -26,13 +26,6 @@ from facedata import avatars  # noqa: E402
 from facedata.plan import PRESETS, make_plan  # noqa: E402
 
 
-def _pixels(identity, expression: dict, size: int) -> np.ndarray:
-    image, _ = avatars.render(identity, expression, size)
-    rgba = np.asarray(image, np.float32)
-    alpha = rgba[..., 3:4] / 255.0
-    return rgba[..., :3] * alpha + 255.0 * (1 - alpha)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/small", type=Path)
@@ -55,9 +48,9 @@ def main(argv=None) -> int:
         base = plan.identities[by_family[look.family]]
         expression = avatars.expression_options(base, rng, occluder_probability=0.0)
         other = avatars.expression_options(base, rng, occluder_probability=0.0)
-        a = _pixels(base, expression, args.size)
-        look_diff.append(float(np.abs(a - _pixels(look, expression, args.size)).mean()))
-        self_diff.append(float(np.abs(a - _pixels(base, other, args.size)).mean()))
+        a = avatars.on_white(base, expression, args.size)
+        look_diff.append(float(np.abs(a - avatars.on_white(look, expression, args.size)).mean()))
+        self_diff.append(float(np.abs(a - avatars.on_white(base, other, args.size)).mean()))
         keys = [k for (k, v), (k2, v2) in zip(base.options, look.options, strict=False) if v != v2]
         for key in keys:
             changed[key] = changed.get(key, 0) + 1
