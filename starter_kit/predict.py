@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 def native_bf16(device: torch.device) -> bool:
     """Whether bf16 autocast runs on fast kernels on `device`: a CUDA GPU with bf16, or a CPU for which oneDNN has
     bf16 kernels (AVX-512 or AMX). On other CPUs (AVX2 only) oneDNN computes bf16 convolutions with reference code:
-    measured 35x slower than float32 on an AMD EPYC with AVX2 (baselines/RESULTS.md)."""
+    a training step measured 25x slower than float32 on an AMD EPYC with AVX2 (benchmarks/cpu_bf16_step.py)."""
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     if device.type == "cpu":
@@ -51,7 +51,7 @@ def resolve_bf16(setting: bool | str, device: torch.device) -> bool:
     if setting not in (True, False):
         raise ConfigError(f"'runtime.bf16' must be true, false or auto, not {setting!r}")
     if setting and not native_bf16(device):
-        log.warning("runtime.bf16=true on %s, which has no fast bf16 kernels: expect float32's speed / 35", device)
+        log.warning("runtime.bf16=true on %s, which has no fast bf16 kernels: expect about float32's speed / 25", device)
     return bool(setting)
 
 

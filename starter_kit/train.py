@@ -12,7 +12,7 @@ seen and unseen identities, distractors).
 
 On a GPU: bf16 autocast, channels_last and torch.compile (runtime.*); several GPUs through torchrun (DDP). On a CPU:
 bf16 autocast where the CPU has bf16 kernels (runtime.bf16=auto: AVX-512 or AMX; about twice the speed of float32
-there, and 35x slower than float32 on an AVX2-only CPU, which therefore trains in float32; baselines/RESULTS.md),
+there, and 25x slower than float32 on an AVX2-only CPU, which therefore trains in float32; baselines/RESULTS.md),
 and runtime.threads torch threads per run (1 lets two runs share a 2-core machine with no contention).
 """
 
