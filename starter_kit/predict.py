@@ -51,7 +51,7 @@ def resolve_bf16(setting: bool | str, device: torch.device) -> bool:
     if setting not in (True, False):
         raise ConfigError(f"'runtime.bf16' must be true, false or auto, not {setting!r}")
     if setting and not native_bf16(device):
-        log.warning("runtime.bf16=true on %s, which has no fast bf16 kernels: expect about float32's speed / 25", device)
+        log.warning("runtime.bf16=true on %s, which has no fast bf16 kernels: about float32's speed / 25", device)
     return bool(setting)
 
 

@@ -124,7 +124,8 @@ def test_bf16_takes_auto_or_a_bool(text, expected):
 
 def test_bf16_auto_follows_the_device_and_a_bad_value_is_refused():
     """bf16 autocast only where the device has fast bf16 kernels: on an AVX2-only CPU oneDNN's reference bf16
-    convolutions make a training step ~25x slower than float32 (benchmarks/cpu_bf16_step.py), so `auto` must mean float32 there."""
+    convolutions make a training step ~25x slower than float32 (benchmarks/cpu_bf16_step.py), so `auto` must mean
+    float32 there."""
     cpu = torch.device("cpu")
     assert resolve_bf16("auto", cpu) is bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     assert resolve_bf16(False, cpu) is False
