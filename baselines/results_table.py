@@ -65,6 +65,12 @@ def _epochs(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _machine(folder: Path) -> str:
+    """The folder's machine.txt on one line ('-' when there is none)."""
+    path = folder / "machine.txt"
+    return "; ".join(line for line in path.read_text().splitlines() if line.strip()) if path.exists() else "-"
+
+
 def _speed(epochs: list[dict]) -> float:
     """Median images/s over the epochs after the first (the first holds loader and allocator start-up)."""
     speeds = [float(e["images_per_s"]) for e in epochs[1:]] or [float(e["images_per_s"]) for e in epochs]
@@ -138,8 +144,9 @@ def _train_acc(run: dict) -> float | None:
     return float(last["acc"]) if last.get("acc") not in (None, "") else None
 
 
-def _cpu_seconds(run: dict) -> float:
-    return sum(float(e.get("cpu_s") or 0.0) for e in run["epochs"])
+def _cpu_seconds(epochs: list[dict]) -> float:
+    """CPU seconds of training and validation over a run's epochs (metrics.csv's cpu_s)."""
+    return sum(float(e.get("cpu_s") or 0.0) for e in epochs)
 
 
 def cpu_table(runs: dict[str, list[dict]]) -> str:
@@ -160,7 +167,7 @@ def cpu_table(runs: dict[str, list[dict]]) -> str:
             f"{_cell([s['verification_auc'] for s in scores])} | {_cell(accs) if accs else '-'} | "
             f"{_cell(vals) if vals else '-'} | "
             f"{'/'.join(map(str, epochs))} | {statistics.fmean(_speed(r['epochs']) for r in items):,.0f} | "
-            f"{statistics.fmean(_cpu_seconds(r) for r in items):,.0f} |"
+            f"{statistics.fmean(_cpu_seconds(r['epochs']) for r in items):,.0f} |"
         )
     return "\n".join(lines)
 
@@ -241,7 +248,7 @@ def findings(runs: dict[str, list[dict]]) -> str:
 
 def budget_line(results: Path, runs: dict[str, list[dict]]) -> str:
     """The table's compute: the CPU seconds of every recognition run (metrics.csv) and of the detection training."""
-    seconds = sum(_cpu_seconds(r) for items in runs.values() for r in items)
+    seconds = sum(_cpu_seconds(r["epochs"]) for items in runs.values() for r in items)
     det = results / "detection-seed0" / "train_cpu_s"
     if det.exists():
         seconds += float(det.read_text().strip())
@@ -367,17 +374,13 @@ def experiments_block(results: Path) -> str:
     out = []
     for folder in sorted(p for p in (results / "experiments").glob("*") if p.is_dir()):
         data = json.loads((folder / "data.json").read_text()) if (folder / "data.json").exists() else {}
-        machine = (
-            (folder / "machine.txt").read_text().strip().replace("\n", "; ")
-            if (folder / "machine.txt").exists()
-            else "-"
-        )
+        machine = _machine(folder)
         rows = []
         for run_dir in sorted(p for p in folder.iterdir() if (p / "scores.json").exists()):
             cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
             scores, epochs = json.loads((run_dir / "scores.json").read_text()), _epochs(run_dir)
             steps = sum(int(e["steps"]) for e in epochs)
-            cpu = sum(float(e.get("cpu_s") or 0.0) for e in epochs)
+            cpu = _cpu_seconds(epochs)
             precision = "bf16" if cfg["runtime"]["bf16"] is True else "float32"
             method = (cfg.get("method") or {}).get("name", "plain")
             if method == "plain":  # a loss (and criterion): focal on arcface is the table's focal_arcface
@@ -400,10 +403,39 @@ def experiments_block(results: Path) -> str:
     return "\n\n".join(out)
 
 
+def earlier_block(results: Path, runs: dict[str, list[dict]]) -> str:
+    """Each earlier table kept under RESULTS/earlier/<name>/ (its run folders, machine.txt and dataset.json, as
+    run_all.sh wrote them for another dataset) beside this one: rank-1 per method, then and now. Empty when none."""
+    out = []
+    for folder in sorted(p for p in (results / "earlier").glob("*") if p.is_dir()):
+        then = recognition_runs(folder)
+        if not then:
+            continue
+        dataset = folder / "dataset.json"
+        data = json.loads(dataset.read_text())["data"] if dataset.exists() else "-"
+        machine = _machine(folder)
+        lines = [
+            f"`{LINK}earlier/{folder.name}/` (data: `{data}`; machine: {machine}): scored on other hidden files, so "
+            "not on the demo board.",
+            "",
+            "| method | seeds then | test rank-1 then | seeds now | test rank-1 now | change of the mean (points) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for method, items in then.items():
+            before = [r["scores"]["rank1"] for r in items]
+            after = [r["scores"]["rank1"] for r in runs.get(method, [])]
+            change = f"{100 * (statistics.fmean(after) - statistics.fmean(before)):+.2f}" if after else "-"
+            lines.append(
+                f"| {TITLES.get(method, method)} | {len(before)} | {_cell(before)} | {len(after)} | "
+                f"{_cell(after) if after else '-'} | {change} |"
+            )
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
 def generated_block(results: Path) -> str:
     runs = recognition_runs(results)
-    machine_file = results / "machine.txt"
-    machine = "; ".join(machine_file.read_text().split("\n")).strip("; ") if machine_file.exists() else "-"
+    machine = _machine(results)
     return "\n\n".join(
         [
             START,
@@ -418,6 +450,11 @@ def generated_block(results: Path) -> str:
             *(
                 ["### The test protocol taken apart (baselines/diagnostics/)", block]
                 if (block := diagnostics_block(results))
+                else []
+            ),
+            *(
+                ["### Earlier tables (the same protocol on other data)", block]
+                if (block := earlier_block(results, runs))
                 else []
             ),
             *(

@@ -131,6 +131,22 @@ def test_experiments_are_tabulated_beside_the_table_and_never_counted_in_it(resu
     assert "| 0, 1 |" in softmax  # the table's runs only: the experiment is not a seed of the SoftMax row
 
 
+def test_an_earlier_table_is_compared_method_by_method_and_never_counted_in_this_one(results):
+    earlier = results / "earlier" / "generator-v2"
+    _run(earlier, "softmax-seed0", 0.08, 0.40)
+    _run(earlier, "softmax-seed1", 0.10, 0.40)
+    _run(earlier, "cosface-seed0", 0.05, 0.30)
+    (earlier / "dataset.json").write_text(json.dumps({"data": "facedata synth --preset small --seed 0"}))
+    (earlier / "machine.txt").write_text("cpu: an older machine\n\ntorch y\n")
+    block = results_table.generated_block(results)
+    assert "(data: `facedata synth --preset small --seed 0`; machine: cpu: an older machine; torch y)" in block
+    softmax_rows = [line for line in block.splitlines() if line.startswith("| SoftMax |")]
+    assert softmax_rows[0].startswith("| SoftMax | 0, 1 | 11.00 ± 1.41 |")  # this table: the earlier runs not in it
+    assert softmax_rows[1] == "| SoftMax | 2 | 9.00 ± 1.41 | 2 | 11.00 ± 1.41 | +2.00 |"
+    assert "| CosFace | 1 | 5.00 | 0 | - | - |" in block  # no run of it now: no change made up
+    assert "Validation rank-1 vs test rank-1 over the 3 runs" in block
+
+
 def test_the_committed_results_md_is_what_the_committed_runs_generate():
     """baselines/RESULTS.md's generated block is exactly what results_table makes of baselines/results/ (no number
     typed by hand, none left stale after a run was added or changed)."""
