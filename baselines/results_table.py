@@ -429,6 +429,14 @@ def earlier_block(results: Path, runs: dict[str, list[dict]]) -> str:
                 f"| {TITLES.get(method, method)} | {len(before)} | {_cell(before)} | {len(after)} | "
                 f"{_cell(after) if after else '-'} | {change} |"
             )
+        det = [folder / "detection-seed0" / "scores.json", results / "detection-seed0" / "scores.json"]
+        if all(path.exists() for path in det):
+            then_det, now_det = (json.loads(path.read_text()) for path in det)
+            lines += [
+                "",
+                f"Detection (seed 0): ap50 {_pct(then_det['ap50'])} then, {_pct(now_det['ap50'])} now; COCO AP "
+                f"{_pct(then_det['coco_ap'])} then, {_pct(now_det['coco_ap'])} now.",
+            ]
         out.append("\n".join(lines))
     return "\n\n".join(out)
 
@@ -471,8 +479,12 @@ def write_baseline_specs(results: Path, data: Path) -> None:
     """baseline.json for every seed-0 run with a submission, and dataset.json (the hidden files' sha256)."""
     hashes = {n: hashlib.sha256((data / "hidden" / n).read_bytes()).hexdigest() for n in HIDDEN}
     manifest = json.loads((data / "manifest.json").read_text()) if (data / "manifest.json").exists() else {}
-    version = manifest.get("generator_version", "2")
-    command = f"facedata synth --preset small --seed 0{'' if version == '2' else f' --version {version}'}"
+    command = (  # the generator's command, its version named (the default changes between versions)
+        f"facedata synth --preset {manifest['preset']} --seed {manifest['seed']} --version "
+        f"{manifest['generator_version']}"
+        if manifest
+        else f"{data.name}: not generated (no manifest.json)"
+    )
     (results / "dataset.json").write_text(json.dumps({"data": command, "hidden_sha256": hashes}, indent=1) + "\n")
     for run in sorted(results.glob("*-seed0")):
         method = run.name.removesuffix("-seed0")

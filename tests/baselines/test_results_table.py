@@ -60,10 +60,13 @@ def test_write_replaces_only_the_generated_block_and_writes_the_baseline_specs(r
     assert not (results / "softmax-seed1" / "baseline.json").exists()  # one row per method: seed 0
     dataset = json.loads((results / "dataset.json").read_text())
     assert set(dataset["hidden_sha256"]) == set(HIDDEN)
-    assert dataset["data"] == "facedata synth --preset small --seed 0"  # no manifest: the default version
-    (data / "manifest.json").write_text(json.dumps({"generator_version": "3"}))
+    assert dataset["data"] == "data: not generated (no manifest.json)"  # the real data's layout, say
+    (data / "manifest.json").write_text(json.dumps({"preset": "small", "seed": 0, "generator_version": "2"}))
     results_table.write_baseline_specs(results, data)
-    assert json.loads((results / "dataset.json").read_text())["data"].endswith("--seed 0 --version 3")
+    assert (
+        json.loads((results / "dataset.json").read_text())["data"]
+        == "facedata synth --preset small --seed 0 --version 2"
+    )
 
 
 def _protocol_report(official: float, scorer: float) -> dict:
@@ -145,6 +148,13 @@ def test_an_earlier_table_is_compared_method_by_method_and_never_counted_in_this
     assert softmax_rows[1] == "| SoftMax | 2 | 9.00 ± 1.41 | 2 | 11.00 ± 1.41 | +2.00 |"
     assert "| CosFace | 1 | 5.00 | 0 | - | - |" in block  # no run of it now: no change made up
     assert "Validation rank-1 vs test rank-1 over the 3 runs" in block
+    assert "Detection (seed 0)" not in block  # neither table has a detection run
+    for folder, ap50 in ((earlier, 0.25), (results, 0.3)):
+        (folder / "detection-seed0").mkdir()
+        (folder / "detection-seed0" / "scores.json").write_text(json.dumps({"ap50": ap50, "coco_ap": ap50 / 4}))
+    assert "Detection (seed 0): ap50 25.00 then, 30.00 now; COCO AP 6.25 then, 7.50 now." in (
+        results_table.earlier_block(results, results_table.recognition_runs(results))
+    )
 
 
 def test_the_committed_results_md_is_what_the_committed_runs_generate():

@@ -263,7 +263,7 @@ def test_a_folder_holding_another_unfinished_run_is_refused(tmp_path):
 
 def test_the_manifest_records_sizes_seed_and_licences(tiny_manifest):
     assert tiny_manifest["preset"] == "tiny" and tiny_manifest["seed"] == 0
-    assert tiny_manifest["generator_version"] == "2"
+    assert tiny_manifest["generator_version"] == "3"  # the default
     assert tiny_manifest["sizes"]["rectest_distractors"] == PRESETS["tiny"].distractors
     for style in avatars.MAIN_STYLES + avatars.AUX_STYLES:
         assert tiny_manifest["styles"][style]["license"], f"{style} has no recorded licence"

@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from facedata.plan import DEFAULT_VERSION, VERSIONS
 from scorer.formats import read_features, read_recognition_labels
 from scorer.recognition import evaluate_recognition
 from starter_kit import predict as predict_mod
@@ -366,10 +367,11 @@ def test_cpu_table_packs_at_the_layers_crop_and_commits_no_path_of_the_checkout(
 
 
 def test_cpu_table_refuses_data_of_another_generator_version(make_mini_dataset, tmp_path):
-    """The reference runs are scored on one generator version (CPU_DATA_VERSION): a dataset whose manifest says
-    another is refused before anything trains."""
+    """The reference runs are scored on one generator version (CPU_DATA_VERSION, by default the generator's): a
+    dataset whose manifest says another is refused before anything trains."""
+    other = next(v for v in VERSIONS if v != DEFAULT_VERSION)
     data = make_mini_dataset(tmp_path / "data")
-    (data / "manifest.json").write_text(json.dumps({"generator_version": "3"}))
+    (data / "manifest.json").write_text(json.dumps({"generator_version": str(other)}))
     env = {
         **os.environ,
         "PY": PYTHON,
@@ -379,5 +381,5 @@ def test_cpu_table_refuses_data_of_another_generator_version(make_mini_dataset, 
     }
     done = _run_group(["bash", str(ROOT / "baselines" / "run_all.sh"), "cpu"], env)
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "is generator version 3, not 2 (CPU_DATA_VERSION)" in done.stdout
+    assert f"is generator version {other}, not {DEFAULT_VERSION} (CPU_DATA_VERSION)" in done.stdout
     assert not (tmp_path / "results" / "softmax-seed0").exists()
