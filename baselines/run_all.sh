@@ -144,9 +144,9 @@ full_model-seed1 full_model 1
 full_model-seed2 full_model 2
 "
 CPU_DATA=${CPU_DATA:-data/small}
-# the generator version of CPU_DATA (facedata synth --version); default: the generator's default (facedata.plan)
-CPU_DATA_VERSION=${CPU_DATA_VERSION:-$(PYTHONPATH="$PWD" ${PY:-python3} -c \
-  "from facedata.plan import DEFAULT_VERSION; print(DEFAULT_VERSION)")}
+# the generator version of CPU_DATA (facedata synth --version); default: the generator's default, read from
+# facedata/plan.py's text (importing facedata needs its art libraries, which a GPU machine may not have)
+CPU_DATA_VERSION=${CPU_DATA_VERSION:-$(sed -n 's/^DEFAULT_VERSION = \([0-9][0-9]*\)$/\1/p' facedata/plan.py)}
 LAYER=baselines/configs/cpu.yaml  # the CPU protocol layer (empty on a GPU: base.yaml's protocol)
 DET_CONFIG=centernet_r18_cpu
 THREADS=1
