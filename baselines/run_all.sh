@@ -9,9 +9,11 @@
 #                                                  # resumable: a finished run (scores.json) is skipped, a cut one
 #                                                  # resumes from its checkpoint; results go to baselines/results/
 #   bash baselines/run_all.sh cpu-report           # RESULTS.md's table from baselines/results/ (run at the end too)
-#   CPU_DATA=data/small_v3 CPU_DATA_VERSION=3 CPU_RESULTS=runs/results_v3 bash baselines/run_all.sh cpu
-#                                                  # the same table on generator version 3 data (facedata synth
-#                                                  # --version 3); a dataset of another version is refused
+#   CPU_DATA=data/small_v2 CPU_DATA_VERSION=2 CPU_RESULTS=runs/results_v2 bash baselines/run_all.sh cpu
+#                                                  # the same table on generator version 2 data (facedata synth
+#                                                  # --version 2, the earlier default: results/earlier/generator-v2/);
+#                                                  # CPU_DATA_VERSION defaults to the generator's default, and a
+#                                                  # dataset of another version is refused
 #   bash baselines/run_all.sh table                # `cpu` where there is no GPU; on a GPU the same runs with the
 #                                                  # paper-scale protocol (base.yaml: DenseNet-169 at 112 x 112, 40
 #                                                  # epochs; detection centernet_r18), one at a time, results in
