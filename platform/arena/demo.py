@@ -142,7 +142,10 @@ def post_reference_baselines(session, organizer, challenge, data: Path, results:
     expected = json.loads(dataset.read_text())
     for name, digest in expected["hidden_sha256"].items():
         if not (data / "hidden" / name).exists() or _sha256(data / "hidden" / name) != digest:
-            return [f"baseline rows not posted: {data} is not the data of {results} ({expected['data']})"]
+            return [
+                f"baseline rows not posted: {data} is not the data of {results} ({expected['data']}); to see them,"
+                f" generate that data into an empty folder (e.g. remove {data}, then `make demo` again)"
+            ]
     lines = []
     for spec_path in sorted(results.glob("*/baseline.json")):
         spec = json.loads(spec_path.read_text())
