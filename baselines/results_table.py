@@ -479,12 +479,12 @@ def write_baseline_specs(results: Path, data: Path) -> None:
     """baseline.json for every seed-0 run with a submission, and dataset.json (the hidden files' sha256)."""
     hashes = {n: hashlib.sha256((data / "hidden" / n).read_bytes()).hexdigest() for n in HIDDEN}
     manifest = json.loads((data / "manifest.json").read_text()) if (data / "manifest.json").exists() else {}
-    command = (  # the generator's command, its version named (the default changes between versions)
-        f"facedata synth --preset {manifest['preset']} --seed {manifest['seed']} --version "
-        f"{manifest['generator_version']}"
-        if manifest
-        else f"{data.name}: not generated (no manifest.json)"
-    )
+    if manifest:
+        from facedata.synth import synth_command  # here: the art libraries it imports are not on every machine
+
+        command = synth_command(manifest)
+    else:
+        command = f"{data.name}: not generated (no manifest.json)"
     (results / "dataset.json").write_text(json.dumps({"data": command, "hidden_sha256": hashes}, indent=1) + "\n")
     for run in sorted(results.glob("*-seed0")):
         method = run.name.removesuffix("-seed0")

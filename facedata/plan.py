@@ -105,6 +105,11 @@ def _families(rng: np.random.Generator, styles, n: int, tag: str, seed: int, fir
     return out, family
 
 
+def plan_of(manifest: dict) -> Plan:
+    """The plan a generated dataset follows, from its manifest.json (preset, seed and generator version)."""
+    return make_plan(PRESETS[manifest["preset"]], int(manifest["seed"]), int(manifest["generator_version"]))
+
+
 def make_plan(preset: Preset, seed: int, version: int = DEFAULT_VERSION) -> Plan:
     if version not in VERSIONS:
         raise ValueError(

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from baselines.diagnostics import write_report  # noqa: E402
 from facedata import avatars  # noqa: E402
-from facedata.plan import PRESETS, make_plan  # noqa: E402
+from facedata.plan import plan_of  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     manifest = json.loads((args.data / "manifest.json").read_text())
-    plan = make_plan(PRESETS[manifest["preset"]], int(manifest["seed"]), int(manifest["generator_version"]))
+    plan = plan_of(manifest)
     test = plan.split("rectest")
     by_family: dict[int, int] = {}
     for item in test:

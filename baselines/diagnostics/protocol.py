@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from baselines.diagnostics import write_report  # noqa: E402
 from facedata.layout import DatasetError, Layout  # noqa: E402
 from facedata.pack import PackedFaces, pack_faces  # noqa: E402
-from facedata.plan import PRESETS, make_plan  # noqa: E402
+from facedata.plan import plan_of  # noqa: E402
 from scorer.formats import read_features, read_recognition_labels  # noqa: E402
 from scorer.recognition import evaluate_recognition  # noqa: E402
 
@@ -46,7 +46,7 @@ def test_roles(data: Path) -> dict[str, np.ndarray]:
     distractor (a distractor whose family is a test identity's family), kin_label (the test label of that family's
     test identity, -1 otherwise), seen (the identity is a training identity)."""
     manifest = json.loads((data / "manifest.json").read_text())
-    plan = make_plan(PRESETS[manifest["preset"]], int(manifest["seed"]), int(manifest["generator_version"]))
+    plan = plan_of(manifest)
     test = plan.split("rectest")
     train = plan.split("rectrain")
     train_identities = {item.identity for item in train}

@@ -65,7 +65,7 @@ def test_write_replaces_only_the_generated_block_and_writes_the_baseline_specs(r
     results_table.write_baseline_specs(results, data)
     assert (
         json.loads((results / "dataset.json").read_text())["data"]
-        == "facedata synth --preset small --seed 0 --version 2"
+        == "python -m facedata synth --preset small --seed 0 --version 2"
     )
 
 

@@ -261,9 +261,11 @@ def test_a_folder_holding_another_unfinished_run_is_refused(tmp_path):
         synth.generate(out, "tiny", seed=0)
 
 
-def test_the_manifest_records_sizes_seed_and_licences(tiny_manifest):
+def test_the_manifest_records_sizes_seed_and_licences(tiny_root, tiny_manifest):
     assert tiny_manifest["preset"] == "tiny" and tiny_manifest["seed"] == 0
     assert tiny_manifest["generator_version"] == "3"  # the default
+    # the dataset's README gives the command that makes it again, its version named (the default changes)
+    assert "`python -m facedata synth --preset tiny --seed 0 --version 3`" in (tiny_root / "README.md").read_text()
     assert tiny_manifest["sizes"]["rectest_distractors"] == PRESETS["tiny"].distractors
     for style in avatars.MAIN_STYLES + avatars.AUX_STYLES:
         assert tiny_manifest["styles"][style]["license"], f"{style} has no recorded licence"
